@@ -1,0 +1,54 @@
+# A small JSON writer whose numbers can be exact decimal text: ESP32 floats are single precision,
+# so meter values travel as text ("12.345") and are written into JSON as numbers verbatim.
+
+import json
+
+
+class Number:
+    """A JSON number given by its exact decimal text, e.g. Number("12.345")."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def __eq__(self, other):
+        return isinstance(other, Number) and other.text == self.text
+
+    def __repr__(self):
+        return "Number(%r)" % self.text
+
+
+def _write(obj, out, comma, colon):
+    if isinstance(obj, Number):
+        out.append(obj.text)
+    elif isinstance(obj, dict):
+        out.append("{")
+        first = True
+        for key in obj:
+            if not first:
+                out.append(comma)
+            first = False
+            out.append(json.dumps(str(key)))
+            out.append(colon)
+            _write(obj[key], out, comma, colon)
+        out.append("}")
+    elif isinstance(obj, (list, tuple)):
+        out.append("[")
+        for k, item in enumerate(obj):
+            if k:
+                out.append(comma)
+            _write(item, out, comma, colon)
+        out.append("]")
+    else:
+        # str, int, bool, None: the json module is exact for these.
+        out.append(json.dumps(obj))
+
+
+def dumps(obj, compact=False):
+    """JSON text for dicts, lists, str, int, bool, None and Number (dict order is kept).
+    compact drops the spaces after , and : (what goes over the air)."""
+    out = []
+    if compact:
+        _write(obj, out, ",", ":")
+    else:
+        _write(obj, out, ", ", ": ")
+    return "".join(out)

@@ -1,0 +1,30 @@
+# KMP codec errors: one base class, one subclass per way a frame can be wrong.
+# Every message says what was expected and what came, so a log line is enough to debug a head.
+
+
+class KmpError(Exception):
+    """Base of every error the codec raises."""
+
+
+class FrameError(KmpError):
+    """Bad framing: start/stop byte, escape sequence, truncated frame."""
+
+
+class CrcError(KmpError):
+    """CRC-16/XMODEM residue over address..CRC is not zero."""
+
+
+class LengthError(KmpError):
+    """Frame too long for the buffer, or data shorter/longer than its fields say."""
+
+
+class AddressError(KmpError):
+    """Response from another destination address than the one asked."""
+
+
+class CidError(KmpError):
+    """Response carries another command id than the one asked."""
+
+
+class RequestError(KmpError):
+    """A request we were asked to build is not valid (e.g. more than 8 registers)."""
