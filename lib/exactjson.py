@@ -44,7 +44,8 @@ def _write(obj, out, comma, colon):
 
 
 def dumps(obj, compact=False):
-    """JSON text for dicts, lists, str, int, bool, None and Number (dict order is kept).
+    """JSON text for dicts, lists, str, int, bool, None and Number. (Key order follows the
+    dict: insertion order on CPython, not guaranteed on MicroPython.)
     compact drops the spaces after , and : (what goes over the air)."""
     out = []
     if compact:

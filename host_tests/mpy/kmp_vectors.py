@@ -46,7 +46,7 @@ def _expected_number(x):
     if isinstance(x, int):
         return _normal(x, 0)
     if isinstance(x, float):
-        text = repr(x)
+        text = "%.12g" % x  # MicroPython parses 86.54 as 86.54000000000001
     else:
         text = x.split()[0].rstrip(";")
     if "e" in text:
