@@ -1,0 +1,118 @@
+"""Deploy smoke test: mpremote against a fake MicroPython 1.29 board on a pty.
+
+The fake board is tools/fake_board.mjs (the WASM REPL) with the pty master as its
+stdin/stdout; mpremote talks to the slave end like to /dev/ttyUSB0. No socat needed.
+"""
+
+import importlib.util
+import os
+import select
+import shutil
+import subprocess
+import sys
+import time
+import tty
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BOARD = ROOT / "tools" / "fake_board.mjs"
+WASM_PKG = ROOT / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
+
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(shutil.which("node") is None, reason="node not installed"),
+    pytest.mark.skipif(not WASM_PKG.is_dir(), reason="node_modules missing: run `npm ci`"),
+    pytest.mark.skipif(importlib.util.find_spec("mpremote") is None, reason="mpremote missing"),
+    pytest.mark.skipif(not hasattr(os, "openpty"), reason="no pty support"),
+]
+
+
+@pytest.fixture
+def board(tmp_path):
+    """Start the fake board on a fresh pty; yield the device path for mpremote."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    log = open(tmp_path / "board.log", "wb")
+    proc = subprocess.Popen(
+        ["node", str(BOARD)], stdin=master, stdout=master, stderr=log, cwd=ROOT
+    )
+    try:
+        # Wait for the REPL banner (read on the slave side, as a serial client would).
+        seen, deadline = b"", time.monotonic() + 15
+        while b">>> " not in seen and time.monotonic() < deadline and proc.poll() is None:
+            if select.select([slave], [], [], 0.2)[0]:
+                seen += os.read(slave, 4096)
+        assert b">>> " in seen, f"fake board did not start: {seen!r}"
+        yield os.ttyname(slave)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        log.close()
+        os.close(slave)
+        os.close(master)
+
+
+def mpremote(dev, *args, cwd):
+    r = subprocess.run(
+        [sys.executable, "-m", "mpremote", "connect", dev, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, f"mpremote {args} -> rc {r.returncode}\n{r.stdout}\n{r.stderr}"
+    return r.stdout
+
+
+def make_lib(tmp_path):
+    """A small stand-in for the real lib/ tree (replace with the real build later)."""
+    pkg = tmp_path / "lib" / "demo_pkg"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("VERSION = (0, 1)\n")
+    (pkg / "util.py").write_text(
+        "import sys\n\ndef answer():\n    return '%s %d' % (sys.implementation.name, 42)\n"
+    )
+    (tmp_path / "lib" / "flat.py").write_text("X = 7\n")
+    return tmp_path
+
+
+def test_cp_r_lib_and_import(board, tmp_path):
+    src = make_lib(tmp_path)
+    out = mpremote(
+        board,
+        "cp",
+        "-r",
+        "lib",
+        ":",
+        "+",
+        "exec",
+        "import demo_pkg.util, flat; print('ANSWER', demo_pkg.util.answer(), flat.X)",
+        cwd=src,
+    )
+    assert "ANSWER micropython 42 7" in out
+
+
+def test_recopy_is_up_to_date_and_ls_rm(board, tmp_path):
+    src = make_lib(tmp_path)
+    mpremote(board, "cp", "-r", "lib", ":", cwd=src)
+    out = mpremote(board, "cp", "-r", "lib", ":", "+", "ls", ":lib/demo_pkg", cwd=src)
+    assert "Up to date: ./lib/flat.py" in out
+    assert "util.py" in out
+    out = mpremote(board, "rm", ":lib/flat.py", "+", "ls", ":lib", cwd=src)
+    listing = out.split("ls :lib", 1)[1]
+    assert "flat.py" not in listing
+    assert "demo_pkg/" in listing
+
+
+def test_device_error_gives_nonzero_exit(board, tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "mpremote", "connect", board, "exec", "import no_such_mod"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 1
+    assert "no module named 'no_such_mod'" in r.stdout + r.stderr
