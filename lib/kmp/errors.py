@@ -28,3 +28,7 @@ class CidError(KmpError):
 
 class RequestError(KmpError):
     """A request we were asked to build is not valid (e.g. more than 8 registers)."""
+
+
+class NoAnswer(KmpError):
+    """The meter sent nothing at all: optical eye asleep, head misaligned, wrong wiring."""

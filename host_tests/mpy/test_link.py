@@ -1,0 +1,101 @@
+# The meter link logic under real MicroPython 1.29 with a fake UART and a fake clock.
+
+from fake_clock import FakeClock
+from fake_uart import FakeUart
+from kmp import frame
+from kmp.errors import CrcError, NoAnswer
+from kmp.link import MeterLink, wire_ms
+from mptest import assert_raises, run
+from simple_meter import SimpleMeter
+
+SEVEN = [0x3C, 0x50, 0x56, 0x57, 0x59, 0x4A, 0x44]
+VALUES = {
+    0x3C: (8, 123456789, -3),
+    0x50: (22, 123, -1),
+    0x56: (37, 6512, -2),
+    0x57: (37, 4012, -2),
+    0x59: (38, 2500, -2),
+    0x4A: (41, 456, 0),
+    0x44: (40, 1234567, -2),
+    0x3EC: (46, 7126, 0),
+    0x63: (0, 0, 0),
+}
+
+
+def make(meter=None, byte_ms=None, **kw):
+    clock = FakeClock()
+    meter = meter or SimpleMeter(dict(VALUES))
+    uart = FakeUart(clock, meter, byte_ms=byte_ms)
+    return clock, uart, meter, MeterLink(uart, clock=clock, **kw)
+
+
+def test_read_seven_with_echo_paced():
+    meter = SimpleMeter(dict(VALUES), echo=True)
+    _, uart, _, link = make(meter, byte_ms=9.17)
+    res = link.read(SEVEN)
+    assert uart.writes == 1
+    assert res.values[0x3C].text() == "123456.789"
+    assert res.values[0x59].text() == "25.00" and res.values[0x59].unit_name() == "K"
+    assert len(res.values) == 7 and res.missing == [] and res.error is None
+
+
+def test_batches_of_eight():
+    _, _, meter, link = make()
+    rids = SEVEN + [0x3EC, 0x63]
+    res = link.read(rids)
+    assert meter.requests == [rids[:8], rids[8:]] and len(res.values) == 9
+
+
+def test_unsupported_remembered():
+    values = dict(VALUES)
+    del values[0x59]
+    meter = SimpleMeter(values)
+    _, _, _, link = make(meter)
+    res = link.read(SEVEN)
+    assert res.unsupported == [0x59] and meter.requests == [SEVEN, [0x59]]
+    link.read(SEVEN)
+    assert 0x59 not in meter.requests[-1]
+
+
+def test_asleep_is_no_answer():
+    meter = SimpleMeter(dict(VALUES), echo=True)
+    meter.asleep = True
+    clock, uart, _, link = make(meter, retries=1)
+    res = link.read(SEVEN)
+    assert res.no_answer and isinstance(res.error, NoAnswer)
+    assert uart.writes == 2 and link.timeouts == 2 and clock.slept >= 3 * 1600
+    assert_raises(NoAnswer, link.get_type)
+
+
+def test_crc_error_counted_and_retried():
+    calls = []
+    good = SimpleMeter(dict(VALUES))
+
+    def first_bad(wire):
+        out = good(wire)
+        calls.append(1)
+        if len(calls) == 1:
+            delay, resp = out[0]
+            resp = bytearray(resp)
+            resp[-2] ^= 0x01
+            out = [(delay, bytes(resp))]
+        return out
+
+    _, _, _, link = make(first_bad)
+    res = link.read(SEVEN)
+    assert len(res.values) == 7 and link.crc_errors == 1 and link.retries_done == 1
+    _, _, _, link = make(lambda w: [(5, bytes(bytearray(good(w)[0][1])[:-3]) + b"\x00\x00\x0d")],
+                         retries=0)  # fmt: skip
+    assert isinstance(link.read([0x3C]).error, CrcError)
+
+
+def test_identity_and_counters():
+    _, _, _, link = make()
+    assert link.get_type() == (0x0050, "B1") and link.get_serial() == 12345678
+    c = link.counters()
+    assert c["requests"] == 2 and c["responses"] == 2
+    assert c["bytes_tx"] == len(frame.request_get_type()) + len(frame.request_get_serial())
+    assert wire_ms(120) == 1100
+
+
+run(globals(), "link")

@@ -1,0 +1,265 @@
+# A dependable conversation with a meter through an optical head (PROTOCOL.md sections 1, 6-8).
+#
+# One transaction: the whole request in one write (the meter allows at most 27 ms between request
+# bytes), then the response assembled under deadlines: first byte within timeout_ms, then at most
+# gap_ms between bytes. After a failure the meter ignores requests for 1.6 s after the last byte
+# it heard, so a retry waits quiet_ms first. The UART is any object with write(), any() and
+# readinto(): machine.UART on the ESP32, a pyserial adapter on a host, a fake in tests.
+
+from kmp import frame, messages
+from kmp.errors import CidError, CrcError, FrameError, KmpError, NoAnswer
+
+_RX_CHUNK = 32
+# At least one byte time after the last response byte before the next request (DOC section 2.1).
+_TURNAROUND_MS = 20
+
+
+def wire_ms(nbytes, baud=1200):
+    """Milliseconds nbytes take on the wire at 8N2 (11 bits a byte)."""
+    return (nbytes * 11000 + baud - 1) // baud
+
+
+class ReadResult:
+    """What one read() got: values by register id, and what could not be read."""
+
+    def __init__(self):
+        self.values = {}  # rid -> messages.Register
+        self.missing = []  # asked, not read this time (failure or absent twice)
+        self.unsupported = []  # the meter answers without them: not asked again
+        self.error = None  # the last error, when something failed
+        self.no_answer = False  # the meter did not answer at all
+
+
+class MeterLink:
+    def __init__(
+        self,
+        uart,
+        address=frame.DEFAULT_ADDRESS,
+        timeout_ms=1600,
+        gap_ms=300,
+        quiet_ms=1600,
+        retries=2,
+        baud=1200,
+        clock=None,
+        poll_ms=5,
+    ):
+        if clock is None:
+            import ticks as clock
+        self._uart = uart
+        self._clock = clock
+        self.address = address
+        self.timeout_ms = timeout_ms
+        # ESP32 UARTs hand bytes over in bursts (FIFO threshold or ~10 idle byte times), so the
+        # gap allowed between bytes is generous; a stalled response still ends quickly.
+        self.gap_ms = gap_ms
+        self.quiet_ms = quiet_ms
+        self.retries = retries
+        self.baud = baud
+        self.poll_ms = poll_ms
+        self._asm = frame.FrameAssembler()
+        self._rx = bytearray(_RX_CHUNK)
+        self._rxview = memoryview(self._rx)
+        self._requests = {}  # tuple of rids -> prebuilt request frame (same every cycle)
+        self._last_rx = None  # ticks of the last byte heard
+        self._failed_at = None  # ticks of the last failed exchange
+        self.unsupported = set()
+        self.requests = 0
+        self.responses = 0
+        self.timeouts = 0
+        self.crc_errors = 0
+        self.frame_errors = 0
+        self.retries_done = 0
+        self.bytes_tx = 0
+        self.bytes_rx = 0
+        self.last_exchange_ms = 0
+        self.last_error = None
+
+    def counters(self):
+        """Link counters for diagnostics."""
+        return {
+            "requests": self.requests,
+            "responses": self.responses,
+            "timeouts": self.timeouts,
+            "crc_errors": self.crc_errors,
+            "frame_errors": self.frame_errors,
+            "retries": self.retries_done,
+            "bytes_tx": self.bytes_tx,
+            "bytes_rx": self.bytes_rx,
+            "last_exchange_ms": self.last_exchange_ms,
+            "last_error": self.last_error,
+        }
+
+    # -- meter identity ------------------------------------------------------------------------
+
+    def get_type(self):
+        """(meter_type, software revision text or None)."""
+        return self._transact(
+            frame.request_get_type(self.address), frame.CID_GET_TYPE, messages.parse_type
+        )
+
+    def get_serial(self):
+        return self._transact(
+            frame.request_get_serial(self.address), frame.CID_GET_SERIAL, messages.parse_serial
+        )
+
+    # -- registers -----------------------------------------------------------------------------
+
+    def read(self, rids):
+        """Read registers, at most 8 a request; returns a ReadResult.
+
+        A register missing from a valid response is asked once more on its own; if the meter
+        again answers without it, it is unsupported and not asked again.
+        """
+        result = ReadResult()
+        ask = []
+        for rid in rids:
+            if rid not in self.unsupported and rid not in ask:
+                ask.append(rid)
+        answered = []
+        for i in range(0, len(ask), frame.MAX_REGISTERS_PER_REQUEST):
+            chunk = ask[i : i + frame.MAX_REGISTERS_PER_REQUEST]
+            if not self._read_chunk(chunk, result):
+                if result.no_answer:
+                    break  # an asleep meter will not answer the next request either
+                continue
+            answered.extend(chunk)
+        for rid in answered:
+            if rid not in result.values and self._read_chunk([rid], result):
+                if rid not in result.values:
+                    self.unsupported.add(rid)
+        for rid in ask:
+            if rid not in result.values and rid not in self.unsupported:
+                result.missing.append(rid)
+        result.unsupported = [rid for rid in rids if rid in self.unsupported]
+        return result
+
+    def forget_unsupported(self):
+        """Ask every register again (after a meter swap or a reboot of the meter)."""
+        self.unsupported = set()
+
+    def _read_chunk(self, chunk, result):
+        key = tuple(chunk)
+        request = self._requests.get(key)
+        if request is None:
+            request = frame.request_get_registers(chunk, self.address)
+            self._requests[key] = request
+        try:
+            records = self._transact(request, frame.CID_GET_REGISTER, messages.parse_registers)
+        except NoAnswer as e:
+            result.error = e
+            result.no_answer = True
+            return False
+        except KmpError as e:
+            result.error = e
+            return False
+        for reg in records:
+            if reg.rid in chunk:  # never take a register we did not ask for
+                result.values[reg.rid] = reg
+        return True
+
+    # -- transactions --------------------------------------------------------------------------
+
+    def _transact(self, request, cid, parse):
+        """Send request and parse the response payload, retrying on failure."""
+        error = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.retries_done += 1
+                self._wait_quiet()
+            try:
+                return parse(self._exchange(request, cid))
+            except KmpError as e:
+                error = e
+                self.last_error = "%s: %s" % (type(e).__name__, e)
+                self._failed_at = self._clock.ticks_ms()
+        raise error
+
+    def _exchange(self, request, cid):
+        clock = self._clock
+        uart = self._uart
+        self._drain()
+        if self._last_rx is not None:
+            wait = _TURNAROUND_MS - clock.ticks_diff(clock.ticks_ms(), self._last_rx)
+            if wait > 0:
+                clock.sleep_ms(wait)
+        uart.write(request)
+        self.requests += 1
+        self.bytes_tx += len(request)
+        start = clock.ticks_ms()
+        # Our own request needs time to leave the UART before the meter's clock starts.
+        first_byte_ms = self.timeout_ms + wire_ms(len(request), self.baud)
+        asm = self._asm
+        asm.expect(self.address, cid)
+        view = self._rxview
+        last = start
+        try:
+            while True:
+                n = uart.any()
+                if n:
+                    got = uart.readinto(view[: min(n, _RX_CHUNK)]) or 0
+                    if got:
+                        now = clock.ticks_ms()
+                        self.bytes_rx += got
+                        self._last_rx = now
+                        was_in_frame = asm.in_frame
+                        used = asm.feed(view[:got])
+                        if asm.in_frame or asm.done or was_in_frame:
+                            last = now
+                        if asm.done:
+                            if used < got:
+                                self._last_rx = now  # trailing bytes: dropped by the next drain
+                            break
+                        continue
+                now = clock.ticks_ms()
+                if asm.in_frame:
+                    if clock.ticks_diff(now, last) > self.gap_ms:
+                        # Bytes came but no complete frame: garbled, not silence.
+                        raise FrameError(
+                            "response stopped: no byte for %d ms inside the frame" % self.gap_ms
+                        )
+                elif clock.ticks_diff(now, start) > first_byte_ms:
+                    raise NoAnswer("no answer from the meter within %d ms" % first_byte_ms)
+                clock.sleep_ms(self.poll_ms)
+        except NoAnswer:
+            self.timeouts += 1
+            raise
+        except CrcError:
+            self.crc_errors += 1
+            raise
+        except KmpError:
+            self.frame_errors += 1
+            raise
+        self.last_exchange_ms = clock.ticks_diff(clock.ticks_ms(), start)
+        if asm.ack:
+            self.frame_errors += 1
+            raise CidError("expected a response with CID 0x%02X, got a lone ACK" % cid)
+        self.responses += 1
+        return asm.payload()
+
+    def _drain(self):
+        """Discard bytes left from an earlier exchange (late echo, trailing noise)."""
+        uart = self._uart
+        while True:
+            n = uart.any()
+            if not n:
+                return
+            got = uart.readinto(self._rxview[: min(n, _RX_CHUNK)]) or 0
+            if not got:
+                return
+            self.bytes_rx += got
+            self._last_rx = self._clock.ticks_ms()
+
+    def _wait_quiet(self):
+        """After a failure the meter discards requests until it has heard nothing for 1.6 s."""
+        clock = self._clock
+        deadline = clock.ticks_add(clock.ticks_ms(), 3 * self.quiet_ms)  # a babbling line ends too
+        while True:
+            self._drain()
+            now = clock.ticks_ms()
+            since = self._failed_at  # set by the failure that led here
+            if self._last_rx is not None and clock.ticks_diff(self._last_rx, since) > 0:
+                since = self._last_rx
+            left = self.quiet_ms - clock.ticks_diff(now, since)
+            if left <= 0 or clock.ticks_diff(deadline, now) <= 0:
+                return
+            clock.sleep_ms(min(left, 100))
