@@ -3,6 +3,14 @@
 
   kmptool.py decode HEX [--layer L]   decode one frame (spaces allowed in HEX) to one JSON object;
                                       an invalid frame exits 1 with the reason on stderr
+  kmptool.py read --port DEV [REG...] read registers (names such as heat_energy, or ids 60 / 0x3C;
+                                      default: the seven ESPHome sensors)
+  kmptool.py serial --port DEV        the meter's serial number
+  kmptool.py type --port DEV          the meter's type and software revision
+  kmptool.py simulate [options]       start the virtual MULTICAL 403 and print its device path
+
+read, serial and type talk 1200 baud 8N2 through pyserial (a USB IR head or the simulator's pty),
+take --json, and exit 1 with the reason on stderr when the meter does not answer.
 """
 
 import argparse
@@ -10,7 +18,7 @@ import os
 import sys
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _p in (os.path.join(_ROOT, "lib"), _ROOT):
+for _p in (os.path.join(_ROOT, "lib"), os.path.join(_ROOT, "tools"), _ROOT):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
@@ -187,6 +195,120 @@ def cmd_decode(args):
     return 0
 
 
+def _open_link(args):
+    from host.serial_uart import SerialUart
+    from kmp.link import MeterLink
+
+    uart = SerialUart(args.port)
+    link = MeterLink(uart, address=args.address, timeout_ms=args.timeout_ms, retries=args.retries)
+    return uart, link
+
+
+def _fail_link(e):
+    from kmp.errors import NoAnswer
+
+    if isinstance(e, NoAnswer):
+        print(
+            "kmptool: %s (is the IR head aligned and the optical eye awake? press a meter "
+            "button to wake it)" % e,
+            file=sys.stderr,
+        )
+    else:
+        print("kmptool: bad answer from the meter: %s" % e, file=sys.stderr)
+    return 1
+
+
+def cmd_read(args):
+    try:
+        rids = [registers.parse_rid(r) for r in (args.registers or registers.SENSOR_KEYS)]
+    except ValueError as e:
+        print("kmptool: %s" % e, file=sys.stderr)
+        return 2
+    uart, link = _open_link(args)
+    try:
+        res = link.read(rids)
+    finally:
+        uart.close()
+    if args.json:
+        print(
+            exactjson_dumps(
+                {
+                    "registers": [register_json(res.values[r]) for r in rids if r in res.values],
+                    "missing": res.missing,
+                    "unsupported": res.unsupported,
+                    "link": link.counters(),
+                }
+            )
+        )
+    else:
+        for rid in rids:
+            reg = res.values.get(rid)
+            entry = registers.by_rid(rid)
+            label = entry[1] if entry else "0x%04X" % rid
+            if reg is not None:
+                print("%-22s %14s %s" % (label, reg.text(), reg.unit_name()))
+            elif rid in res.unsupported:
+                print("%-22s %14s" % (label, "unsupported"))
+            else:
+                print("%-22s %14s" % (label, "missing"))
+        c = link.counters()
+        print(
+            "link: %d request(s), %d bytes sent, %d received, last exchange %d ms"
+            % (c["requests"], c["bytes_tx"], c["bytes_rx"], c["last_exchange_ms"])
+        )
+    if not res.values:
+        return _fail_link(res.error)
+    return 0
+
+
+def cmd_serial(args):
+    uart, link = _open_link(args)
+    try:
+        serial_no = link.get_serial()
+    except KmpError as e:
+        return _fail_link(e)
+    finally:
+        uart.close()
+    print(exactjson_dumps({"serial": serial_no}) if args.json else serial_no)
+    return 0
+
+
+def cmd_type(args):
+    uart, link = _open_link(args)
+    try:
+        meter_type, sw = link.get_type()
+    except KmpError as e:
+        return _fail_link(e)
+    finally:
+        uart.close()
+    out = {
+        "meter_type": meter_type,
+        "meter_type_hex": "0x%04X" % meter_type,
+        "meter_model": messages.meter_type_name(meter_type),
+        "sw_revision": sw,
+    }
+    if args.json:
+        print(exactjson_dumps(out))
+    else:
+        print("%s (type 0x%04X), software %s" % (out["meter_model"], meter_type, sw or "n/a"))
+    return 0
+
+
+def cmd_simulate(args):
+    import kmpsim
+
+    return kmpsim.main(args.sim_args)
+
+
+def _link_options(p):
+    p.add_argument("--port", required=True, help="serial device: USB IR head or simulator pty")
+    p.add_argument("--address", type=parse_int, default=frame.DEFAULT_ADDRESS,
+                   help="meter address (default 0x3F, the heat meter)")  # fmt: skip
+    p.add_argument("--timeout-ms", type=int, default=1600, help="first-byte deadline (ms)")
+    p.add_argument("--retries", type=int, default=2)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="kmptool.py", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -199,6 +321,20 @@ def main(argv=None):
     p.add_argument("--request", action="store_true",
                    help="with --layer application: the bytes are a request to the meter")  # fmt: skip
     p.set_defaults(func=cmd_decode)
+    p = sub.add_parser("read", help="read registers from a meter")
+    p.add_argument("registers", nargs="*", help="names (heat_energy) or ids (60, 0x3C)")
+    _link_options(p)
+    p.set_defaults(func=cmd_read)
+    p = sub.add_parser("serial", help="read the meter's serial number")
+    _link_options(p)
+    p.set_defaults(func=cmd_serial)
+    p = sub.add_parser("type", help="read the meter's type and software revision")
+    _link_options(p)
+    p.set_defaults(func=cmd_type)
+    p = sub.add_parser("simulate", help="run the virtual MULTICAL 403 on a pty",
+                       add_help=False)  # fmt: skip
+    p.add_argument("sim_args", nargs=argparse.REMAINDER, help="options of tools/kmpsim.py")
+    p.set_defaults(func=cmd_simulate)
     args = parser.parse_args(argv)
     return args.func(args)
 
