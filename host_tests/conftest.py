@@ -5,7 +5,10 @@ import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-for _d in reversed((ROOT / "lib", ROOT / "firmware", ROOT / "tools", ROOT)):
+HERE = ROOT / "host_tests"
+# Same roots as MICROPYPATH for the MicroPython suites, plus host tools and the repo root.
+_PATHS = (ROOT / "lib", ROOT / "firmware", HERE / "mpy", HERE / "fakes", ROOT / "tools", ROOT)
+for _d in reversed(_PATHS):
     if str(_d) not in sys.path:
         sys.path.insert(0, str(_d))
 
