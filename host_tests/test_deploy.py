@@ -35,9 +35,7 @@ def board(tmp_path):
     master, slave = os.openpty()
     tty.setraw(slave)
     log = open(tmp_path / "board.log", "wb")
-    proc = subprocess.Popen(
-        ["node", str(BOARD)], stdin=master, stdout=master, stderr=log, cwd=ROOT
-    )
+    proc = subprocess.Popen(["node", str(BOARD)], stdin=master, stdout=master, stderr=log, cwd=ROOT)
     try:
         # Wait for the REPL banner (read on the slave side, as a serial client would).
         seen, deadline = b"", time.monotonic() + 15
