@@ -228,7 +228,9 @@ def test_register_table_has_the_required_registers():
     assert len(keys) == len(set(keys))
 
 
-@pytest.mark.parametrize("text, rid", [("heat_energy", 60), ("60", 60), ("0x3C", 60), ("1002", 1002)])
+@pytest.mark.parametrize(
+    "text, rid", [("heat_energy", 60), ("60", 60), ("0x3C", 60), ("1002", 1002)]
+)
 def test_parse_rid(text, rid):
     assert registers.parse_rid(text) == rid
 

@@ -31,7 +31,11 @@ def register_sets(draw):
 def test_stuffing_round_trips(data):
     stuffed = frame.stuff(data)
     assert frame.unstuff(stuffed) == data
-    assert not any(frame.is_reserved(b) for i, b in enumerate(stuffed) if b != 0x1B and (i == 0 or stuffed[i - 1] != 0x1B))
+    assert not any(
+        frame.is_reserved(b)
+        for i, b in enumerate(stuffed)
+        if b != 0x1B and (i == 0 or stuffed[i - 1] != 0x1B)
+    )
 
 
 @given(st.integers(0, 255), st.integers(0, 255), st.binary(max_size=100))

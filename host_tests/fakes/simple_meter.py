@@ -26,14 +26,18 @@ class SimpleMeter:
         if f.address != self.address:
             return out
         if f.cid == frame.CID_GET_TYPE:
-            data = bytes((self.meter_type >> 8, self.meter_type & 0xFF, self.sw >> 8, self.sw & 0xFF))
+            data = bytes(
+                (self.meter_type >> 8, self.meter_type & 0xFF, self.sw >> 8, self.sw & 0xFF)
+            )
         elif f.cid == frame.CID_GET_SERIAL:
             data = self.serial.to_bytes(4, "big")
         else:
             rids = messages.parse_register_request(f.data)
             self.requests.append(rids)
             data = b"".join(
-                messages.encode_register(rid, *self.values[rid]) for rid in rids if rid in self.values
+                messages.encode_register(rid, *self.values[rid])
+                for rid in rids
+                if rid in self.values
             )
         resp = frame.encode_frame(f.address, f.cid, data, frame.START_FROM_METER)
         out.append((self.latency_ms, resp))

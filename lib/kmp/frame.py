@@ -8,7 +8,7 @@ try:
     from micropython import const
 except ImportError:  # CPython
 
-    def const(x):
+    def const(x):  # type: ignore[misc]
         return x
 
 
@@ -201,7 +201,9 @@ class FrameAssembler:
             if b == STOP:
                 if state == _ESCAPED:
                     self.reset()
-                    raise FrameError("escape byte 0x1B directly before the stop byte: truncated frame")
+                    raise FrameError(
+                        "escape byte 0x1B directly before the stop byte: truncated frame"
+                    )
                 self._state = _IDLE
                 self._finish()
                 break
@@ -298,7 +300,9 @@ def decode_frame(raw, start=None, address=None, cid=None):
         raise FrameError("stop byte: expected 0x0D, got 0x%02X" % raw[n - 1])
     for i in range(1, n - 1):
         if raw[i] == start:
-            raise FrameError("start byte 0x%02X repeated inside the frame at offset %d" % (start, i))
+            raise FrameError(
+                "start byte 0x%02X repeated inside the frame at offset %d" % (start, i)
+            )
     asm = FrameAssembler(start=start)
     asm.expect(address, cid)
     used = asm.feed(raw)
