@@ -14,7 +14,7 @@ DEVICE_DIRS := $(wildcard lib firmware)
 DEVICE_PY := $(sort $(if $(DEVICE_DIRS),$(shell find $(DEVICE_DIRS) -name '*.py' -not -path '*/__pycache__/*'))) $(wildcard boot.py main.py)
 MYPY_TARGETS := $(DEVICE_DIRS) $(wildcard boot.py main.py)
 
-.PHONY: all test mpy-check test-host test-mpy build lint clean distclean
+.PHONY: all test mpy-check test-host test-mpy build lint clean distclean bench demo flash probe
 all: test
 
 $(VENV)/.stamp: requirements-dev.txt
@@ -26,6 +26,14 @@ $(VENV)/.stamp: requirements-dev.txt
 node_modules/.stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
+
+$(VENV)/.bench-stamp: $(VENV)/.stamp requirements-bench.txt
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-bench.txt
+	@touch $@
+
+# Measured numbers (link, memory, CPU, energy model) printed and written to bench/RESULTS.md.
+bench: $(VENV)/.bench-stamp node_modules/.stamp
+	$(BIN)/python bench/bench.py
 
 typings/.stamp: $(VENV)/.stamp
 	rm -rf typings
