@@ -82,7 +82,7 @@ def section_link():
     )
     say("|---|---|---|---|---|---|---|---|---|")
     rows = linkbench.run()
-    for label, n, o, b in rows:
+    for label, _n, o, b in rows:
         say("| %s | %g | %g (%d) | %g (%d) | %.0f ms | %g | %g / %g | %.0f ms | %.2fx |" % (
             label, o["requests"], o["bytes_tx"], o["min_tx"], o["bytes_rx"], o["min_rx"],
             o["time_ms"], b["requests"], b["bytes_tx"], b["bytes_rx"], b["time_ms"],
