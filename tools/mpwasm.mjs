@@ -6,6 +6,10 @@
 //   --trace          use the sys.settrace build (for mpy-coverage)
 // Exit status: 0, 1 on an uncaught exception (traceback on stderr), N for SystemExit(N).
 // Files the script writes live in MEMFS only and are not copied back.
+// Steps: if the script leaves a generator in the global MPWASM_STEPS, the runner advances it one
+// step per top-level call, with gc.collect() run on its own in between. This port's GC only
+// frees garbage at the top level (the C stack of a running script is not scanned), so heap
+// measurements after gc.collect() are meaningful only between steps.
 import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
@@ -72,7 +76,8 @@ for (const d of [cwd, path.dirname(script), ...pyPath]) mirror(d);
 mp.FS.chdir(cwd);
 
 let code = 1;
-mp.registerJsModule("_mpwasm", { exit: (c) => { code = c; } });
+let more = 0;
+mp.registerJsModule("_mpwasm", { exit: (c) => { code = c; }, more: (m) => { more = m; } });
 const driver = `
 def _run(script, argv, paths):
     import sys, __main__, _mpwasm
@@ -94,11 +99,43 @@ def _run(script, argv, paths):
         sys.print_exception(e, sys.stderr)
         code = 1
     _mpwasm.exit(code)
+
+def _step():
+    import sys, __main__, _mpwasm
+    gen = __main__.__dict__.get('MPWASM_STEPS')
+    if gen is None:
+        _mpwasm.more(0)
+        return
+    try:
+        next(gen)
+        _mpwasm.more(1)
+        return
+    except StopIteration:
+        code = 0
+    except SystemExit as e:
+        v = e.args[0] if e.args else None
+        code = 0 if v is None else v if isinstance(v, int) else 1
+        if not isinstance(v, (int, type(None))): print(v, file=sys.stderr)
+    except BaseException as e:
+        sys.print_exception(e, sys.stderr)
+        code = 1
+    _mpwasm.exit(code)
+    _mpwasm.more(0)
+
+import builtins
+builtins._mpwasm_step = _step
 _run(${JSON.stringify(script)}, ${JSON.stringify(argv)},
      ${JSON.stringify([path.dirname(script), ...pyPath])})
 `;
 try {
   mp.runPython(`exec(compile(${JSON.stringify(driver)}, '<mpwasm>', 'exec'), {'__name__': '_mpwasm'})`);
+  if (code === 0) {
+    do {
+      mp.runPython("import gc\ngc.collect()");
+      more = 0;
+      mp.runPython("_mpwasm_step()");
+    } while (more);
+  }
 } catch (e) {
   process.stderr.write(`mpwasm: ${e.message ?? e}\n`);
   code = 1;

@@ -1,0 +1,43 @@
+# The main loop. A timer only raises a flag; the work happens here: read and publish when the
+# flag is up, poll MQTT for commands and feed the watchdog in between.
+
+from timefmt import seconds_to_next
+
+_IDLE_MS = 50
+
+
+class Flag:
+    """Set from a timer callback, taken by the loop."""
+
+    def __init__(self):
+        self.up = False
+
+    def set(self, _timer=None):
+        self.up = True
+
+    def take(self):
+        up, self.up = self.up, False
+        return up
+
+
+def run(node, ticker, flag, platform, should_stop=None, max_cycles=None):
+    """Run the node until should_stop() is true (or max_cycles cycles, for tests).
+
+    ticker.arm(ms, callback) starts a one-shot timer (machine.Timer on the ESP32); it is re-armed
+    after every cycle, so align (reads at wall-clock multiples) stays exact across drifts.
+    """
+    cfg = node.cfg
+    interval = cfg["update_interval"]
+    flag.set()  # first read at once
+    cycles = 0
+    while should_stop is None or not should_stop():
+        platform.feed()
+        if flag.take():
+            node.cycle()
+            cycles += 1
+            if max_cycles is not None and cycles >= max_cycles:
+                break
+            delay_s = seconds_to_next(node.wall_time(), interval, cfg["align"])
+            ticker.arm(delay_s * 1000, flag.set)
+        node.mqtt.poll()
+        node.clock.sleep_ms(_IDLE_MS)

@@ -1,0 +1,124 @@
+# The MQTT session: connect with a deadline and a last will, publish, poll for commands, and
+# reconnect with exponential backoff and jitter, one attempt at a time: a broker outage never
+# blocks the meter loop, and nothing retries forever (unlike umqtt.robust).
+
+import random
+
+FIRMWARE_VERSION = "0.1.0"
+
+_BACKOFF_FIRST_S = 2
+_BACKOFF_MAX_S = 300
+
+
+class MqttLink:
+    def __init__(self, make_client, cfg, clock, log=print):
+        """make_client(client_id, server, port, user, password, keepalive, ssl) -> a client with
+        the umqtt.simple API (umqtt on the ESP32, host.mqtt_paho on a host)."""
+        self._make_client = make_client
+        self._cfg = cfg
+        self._clock = clock
+        self._log = log
+        self.client = None
+        self.connected = False
+        self.on_message = None  # f(topic_bytes, msg_bytes)
+        self._backoff_s = 0
+        self._next_try = None
+        self.connects = 0
+        self.failures = 0
+        self.last_error = None
+        self.status_topic = None
+        self.subscriptions = ()
+
+    def configure(self, status_topic, subscriptions=()):
+        self.status_topic = status_topic
+        self.subscriptions = subscriptions
+
+    def due(self):
+        """True when a connection attempt is allowed now (backoff elapsed)."""
+        if self._next_try is None:
+            return True
+        return self._clock.ticks_diff(self._clock.ticks_ms(), self._next_try) >= 0
+
+    def connect(self, client_id, timeout_s=10):
+        """One connection attempt, honouring the backoff; True when connected."""
+        if self.connected:
+            return True
+        if not self.due():
+            return False
+        mq = self._cfg["mqtt"]
+        try:
+            client = self._make_client(
+                client_id,
+                mq["host"],
+                mq["port"],
+                mq["user"] or None,
+                mq["password"] or None,
+                60,
+                mq["tls"],
+            )
+            if self.on_message is not None:
+                client.set_callback(self.on_message)
+            client.set_last_will(self.status_topic, b"offline", True, 1)
+            client.connect(True, timeout_s)
+            client.publish(self.status_topic, b"online", True, 1)
+            for topic in self.subscriptions:
+                client.subscribe(topic, 1)
+        except Exception as e:  # OSError, MQTTException: the broker or network said no
+            self._failed(e)
+            return False
+        self.client = client
+        self.connected = True
+        self.connects += 1
+        self._backoff_s = 0
+        self._next_try = None
+        return True
+
+    def _failed(self, e):
+        self.failures += 1
+        self.last_error = "%s: %s" % (type(e).__name__, e)
+        self._log("mqtt: %s" % self.last_error)
+        self.drop()
+        # Exponential backoff with jitter, so a fleet does not reconnect in lockstep.
+        self._backoff_s = min(_BACKOFF_MAX_S, max(_BACKOFF_FIRST_S, self._backoff_s * 2))
+        delay_ms = self._backoff_s * 1000
+        delay_ms = delay_ms // 2 + random.getrandbits(16) % (delay_ms // 2 + 1)
+        self._next_try = self._clock.ticks_add(self._clock.ticks_ms(), delay_ms)
+
+    def publish(self, topic, payload, retain=False, qos=0):
+        """Publish; on failure the session is dropped and False returned (the caller keeps
+        the reading)."""
+        if not self.connected:
+            return False
+        try:
+            self.client.publish(topic, payload, retain, qos)
+        except Exception as e:
+            self._failed(e)
+            return False
+        return True
+
+    def poll(self):
+        """Deliver pending incoming messages (commands) without blocking."""
+        if not self.connected:
+            return
+        try:
+            self.client.check_msg()
+        except Exception as e:
+            self._failed(e)
+
+    def drop(self):
+        """Forget the session without a clean DISCONNECT (the broker sends the last will)."""
+        client, self.client, self.connected = self.client, None, False
+        if client is not None:
+            try:
+                client.sock.close()
+            except Exception:
+                pass
+
+    def close(self):
+        """Clean DISCONNECT: no last will (a planned stop or sleep is not a failure)."""
+        client, self.client, self.connected = self.client, None, False
+        if client is not None:
+            try:
+                client.disconnect()
+            except Exception:
+                pass

@@ -1,0 +1,112 @@
+# The node on a Linux host: the same firmware code, with pyserial for the UART (a USB IR head or
+# the virtual meter's pty), paho-mqtt behind the umqtt API, a thread timer, and no Wi-Fi.
+# Logs go to stderr; Ctrl-C (SIGINT) or SIGTERM stop it cleanly.
+
+import argparse
+import signal
+import sys
+import threading
+import time
+
+import config as node_config
+import loop
+import ticks
+from host.serial_uart import SerialUart
+from kmp.link import MeterLink
+from mqttlink import MqttLink
+from node import Node
+
+
+class HostPlatform:
+    """Board facts on a host: no radio, no heap to speak of, no watchdog."""
+
+    boots = 1
+
+    def rssi(self):
+        return None
+
+    def free_heap(self):
+        return None
+
+    def feed(self):
+        pass
+
+    def network_up(self):
+        return True
+
+
+class ThreadTicker:
+    """One-shot timer on a thread: its callback only raises the loop's flag."""
+
+    def __init__(self):
+        self._timer = None
+
+    def arm(self, ms, callback):
+        self.cancel()
+        self._timer = threading.Timer(ms / 1000, callback)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self):
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def make_client(client_id, server, port, user, password, keepalive, tls):
+    from host.mqtt_paho import MQTTClient
+
+    ssl = None
+    if tls:
+        import ssl as _ssl
+
+        ssl = _ssl.create_default_context()
+    return MQTTClient(client_id, server, port, user, password, keepalive, ssl=ssl)
+
+
+def log(text):
+    print("kmp2mqtt: %s" % text, file=sys.stderr, flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="main.py", description="kmp2mqtt node on a host")
+    parser.add_argument("--config", required=True, help="config.json with meter.port set")
+    args = parser.parse_args(argv)
+    try:
+        cfg = node_config.load(args.config, target="host")
+    except node_config.ConfigError as e:
+        print("kmp2mqtt: %s:\n%s" % (args.config, e), file=sys.stderr)
+        return 2
+    meter = cfg["meter"]
+    try:
+        uart = SerialUart(meter["port"])
+    except Exception as e:  # serial.SerialException, OSError
+        print("kmp2mqtt: cannot open meter.port %s: %s" % (meter["port"], e), file=sys.stderr)
+        return 1
+    link = MeterLink(uart, meter["address"], timeout_ms=meter["timeout_ms"],
+                     retries=meter["retries"])  # fmt: skip
+    mqtt = MqttLink(make_client, cfg, ticks, log)
+    platform = HostPlatform()
+    node = Node(cfg, link, mqtt, ticks, time.time, platform, log)
+    mqtt.on_message = lambda topic, msg: None
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    ticker = ThreadTicker()
+    log("reading %s every %d s, publishing to %s:%d"
+        % (meter["port"], cfg["update_interval"], cfg["mqtt"]["host"], cfg["mqtt"]["port"]))  # fmt: skip
+    try:
+        loop.run(node, ticker, loop.Flag(), platform, should_stop=stop.is_set)
+    finally:
+        ticker.cancel()
+        if mqtt.connected and node.node_id is not None:
+            # Going away on purpose: say so, then disconnect cleanly (no last will).
+            mqtt.publish(node.topic("status"), b"offline", True, 1)
+        mqtt.close()
+        uart.close()
+        log("stopped")
+    return 0

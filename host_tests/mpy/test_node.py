@@ -1,0 +1,92 @@
+# The node's loop logic under real MicroPython 1.29: fake UART (virtual MULTICAL), fake broker,
+# fake clock. Same checks as host_tests/test_node.py, in the runtime the ESP32 runs.
+
+import json
+
+import loop
+from mptest import run
+from node_harness import BASE_CONFIG, Harness
+
+SEVEN = ("heat_energy", "power", "temp1", "temp2", "temp_diff", "flow", "volume")
+
+
+def _state(h):
+    raw = h.broker.retained[h.topic("state")]
+    return raw.decode(), json.loads(raw)
+
+
+def test_cycle_publishes_exact_values():
+    h = Harness()
+    h.cycle()
+    assert h.broker.retained[h.topic("status")] == b"online"
+    text, state = _state(h)
+    assert ('"heat_energy":%s' % h.meter.truth_text(0x3C)) in text
+    assert ('"temp_diff":%s' % h.meter.truth_text(0x59)) in text
+    assert ('"volume":%s' % h.meter.truth_text(0x44)) in text
+    assert state["time"].startswith("2026-11-23T12:01")
+    n = 0
+    for t in h.broker.retained:
+        if t.startswith("homeassistant/"):
+            cfg = json.loads(h.broker.retained[t])
+            assert "object_id" not in cfg and cfg["expire_after"] == 180
+            n += 1
+    assert n == 14
+
+
+def test_null_guard_and_asleep():
+    h = Harness(omit=(0x59,))
+    h.cycle()
+    _, state = _state(h)
+    assert state["temp_diff"] is None
+    h.meter._energy //= 2
+    h.cycle()
+    _, state = _state(h)
+    assert state["heat_energy"] is None
+    h.line.asleep = True
+    h.cycle()
+    _, state = _state(h)
+    for k in SEVEN:
+        assert state[k] is None
+    assert json.loads(h.broker.retained[h.topic("diag")])["meter_reachable"] is False
+
+
+def test_broker_outage_and_crash_survived():
+    h = Harness()
+    h.cycle()
+    h.broker.up = False
+    h.cycle()
+    assert not h.mqtt.connected and h.mqtt.failures == 1
+
+    def boom(rids):
+        raise MemoryError("heap")
+
+    h.link.read = boom
+    h.cycle()
+    assert h.node.errors == 1
+    del h.link.read
+    h.broker.up = True
+    for _ in range(10):
+        h.cycle(120)
+    assert h.mqtt.connected
+
+
+class _Ticker:
+    def __init__(self):
+        self.armed = []
+
+    def arm(self, ms, callback):
+        self.armed.append(ms)
+        callback()
+
+
+def test_loop_runs_and_rearms():
+    cfg = dict(BASE_CONFIG)
+    cfg["update_interval"] = 300
+    h = Harness(cfg)
+    t = _Ticker()
+    loop.run(h.node, t, loop.Flag(), h.platform, max_cycles=5)
+    assert h.node.cycles == 5 and t.armed == [300000] * 4
+    assert h.platform.feeds >= 5
+
+
+run(globals(), "node")
