@@ -114,3 +114,28 @@ def test_device_error_gives_nonzero_exit(board, tmp_path):
     )
     assert r.returncode == 1
     assert "no module named 'no_such_mod'" in r.stdout + r.stderr
+
+
+def test_make_flash_deploys_the_real_build(board, tmp_path):
+    # The real deploy path: `make flash` (build with mpy-cross, then mpremote cp) to the fake
+    # board, then the compiled modules import there and decode a frame.
+    r = subprocess.run(
+        ["make", "-s", "flash", "PORT=" + board],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    check = (
+        "exec(open('boot.py').read())\n"
+        "import kmp.frame, kmp.link, kmp.messages, node, config, guard, loop, mqttlink, probe\n"
+        "f = kmp.frame.decode_frame(bytes.fromhex('403f10003c080443000030397fd00d'))\n"
+        "print('DEPLOYED', kmp.messages.parse_registers(f.data)[0].text())\n"
+        "import os\n"
+        "print('FILES', sorted(os.listdir('/')))\n"
+    )
+    out = mpremote(board, "exec", check, cwd=tmp_path)
+    assert "DEPLOYED 12.345" in out
+    files = out.split("FILES", 1)[1]
+    for name in ("boot.py", "main.py", "config.json", "lib", "firmware"):
+        assert "'%s'" % name in files
+    out = mpremote(board, "ls", ":firmware", "+", "ls", ":lib/kmp", cwd=tmp_path)
+    assert "node.mpy" in out and "frame.mpy" in out and ".py" not in out.replace(".mpy", "")

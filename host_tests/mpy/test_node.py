@@ -89,4 +89,26 @@ def test_loop_runs_and_rearms():
     assert h.platform.feeds >= 5
 
 
+def test_probe_prints_values_and_counters():
+    import probe
+    from fake_clock import FakeClock
+    from fake_uart import FakeUart
+    from virtual_meter import FaultyLine, VirtualMeter
+
+    h = Harness()
+    clock = FakeClock()
+    meter = VirtualMeter(seed=2)
+    uart = FakeUart(clock, FaultyLine(meter, seed=2, echo=True), byte_ms=9.17)
+    lines = []
+    assert probe.run(uart, h.cfg, lines.append, clock) == 8
+    text = "\n".join(lines)
+    assert "serial 67051653" in text and "software K6" in text
+    assert meter.truth_text(0x3C) in text and "link: 3 requests, 3 responses" in text
+    meter2 = VirtualMeter(seed=2)
+    uart2 = FakeUart(clock, FaultyLine(meter2, seed=2, asleep=True))
+    lines = []
+    assert probe.run(uart2, h.cfg, lines.append, clock) == 0
+    assert "no answer" in lines[-1]
+
+
 run(globals(), "node")
