@@ -1,0 +1,295 @@
+"""Real MQTT brokers for host tests, on 127.0.0.1 only, plus a paho-based Subscriber.
+
+    from broker_fixtures import amqtt_broker, mosquitto_broker, broker, Subscriber  # noqa: F401
+
+amqtt_broker      amqtt 0.12.1 in-process, on its own asyncio loop in a daemon thread
+mosquitto_broker  `mosquitto -c <conf>` as a subprocess; skips when mosquitto is not installed
+broker            parametrized over both
+Each yields a BrokerInfo(name, host, port). Every wait has a deadline.
+"""
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections import namedtuple
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+HOST = "127.0.0.1"
+START_TIMEOUT_S = 10.0
+
+BrokerInfo = namedtuple("BrokerInfo", "name host port")
+Message = namedtuple("Message", "topic payload retain qos")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _wait_listening(port, deadline, alive=lambda: True):
+    while time.monotonic() < deadline:
+        if not alive():
+            return False
+        try:
+            with socket.create_connection((HOST, port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+# -- amqtt ---------------------------------------------------------------------------------------
+
+
+class AmqttBroker:
+    """amqtt's Broker on a private event loop in a daemon thread."""
+
+    def __init__(self):
+        self.port = None
+        self._loop = None
+        self._thread = None
+        self._broker = None
+
+    def start(self):
+        from amqtt.broker import Broker
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, daemon=True, name="amqtt-broker"
+        )
+        self._thread.start()
+        last = None
+        for _ in range(3):  # free_port() can race with another process: try a fresh port
+            self.port = free_port()
+            config = {
+                "listeners": {"default": {"type": "tcp", "bind": "%s:%d" % (HOST, self.port)}},
+                "plugins": {
+                    "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+                },
+            }
+
+            async def boot(cfg=config):
+                self._broker = Broker(cfg, loop=self._loop)
+                await self._broker.start()
+
+            try:
+                asyncio.run_coroutine_threadsafe(boot(), self._loop).result(START_TIMEOUT_S)
+            except Exception as e:  # port taken, most likely
+                last = e
+                self._broker = None
+                continue
+            if _wait_listening(self.port, time.monotonic() + START_TIMEOUT_S):
+                return self
+        self.stop()
+        raise RuntimeError("amqtt did not start: %r" % (last,))
+
+    def stop(self, timeout_s=5.0):
+        if self._loop is None:
+            return
+        if self._broker is not None:
+            fut = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
+            try:
+                fut.result(timeout_s)
+            except Exception:  # shutting down anyway
+                pass
+        # amqtt leaves its per-client handler tasks running: cancel them so their
+        # connections close before the loop does.
+        fut = asyncio.run_coroutine_threadsafe(_cancel_other_tasks(), self._loop)
+        try:
+            fut.result(timeout_s)
+        except Exception:  # shutting down anyway
+            pass
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout_s)
+        if not self._thread.is_alive():
+            self._loop.close()
+        self._loop = self._thread = self._broker = None
+
+
+async def _cancel_other_tasks():
+    me = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not me]
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.sleep(0.05)  # closing transports finish on the next loop iterations
+
+
+@pytest.fixture
+def amqtt_broker():
+    pytest.importorskip("amqtt", reason="amqtt not installed")
+    b = AmqttBroker().start()
+    try:
+        yield BrokerInfo("amqtt", HOST, b.port)
+    finally:
+        b.stop()
+
+
+# -- mosquitto -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mosquitto_broker(tmp_path):
+    exe = shutil.which("mosquitto")
+    if exe is None:
+        pytest.skip("mosquitto not installed")
+    log_path = tmp_path / "mosquitto.log"
+    proc = None
+    for _ in range(3):
+        port = free_port()
+        conf = tmp_path / "mosquitto.conf"
+        # mosquitto 2.x: an explicit listener and allow_anonymous (TOOLING.md section 4).
+        conf.write_text(
+            "listener %d %s\nallow_anonymous true\npersistence false\nlog_dest stderr\n"
+            "log_type error\nlog_type warning\nlog_type notice\n" % (port, HOST)
+        )
+        log = open(log_path, "ab")
+        proc = subprocess.Popen(
+            [exe, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        if _wait_listening(port, deadline, lambda p=proc: p.poll() is None):
+            break
+        _stop_process(proc)
+        proc = None
+    if proc is None:
+        pytest.fail("mosquitto did not start:\n" + log_path.read_text(errors="replace"))
+    try:
+        yield BrokerInfo("mosquitto", HOST, port)
+    finally:
+        _stop_process(proc)
+
+
+def _stop_process(proc, timeout_s=5.0):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout_s)
+
+
+@pytest.fixture(params=["amqtt", "mosquitto"])
+def broker(request):
+    return request.getfixturevalue(request.param + "_broker")
+
+
+# -- a subscriber to watch what reaches the broker -----------------------------------------------
+
+
+class Subscriber:
+    """A paho client (background loop thread) that records every message on its topics.
+
+    with Subscriber(broker, ["kmp2mqtt/#"]) as sub:
+        msg = sub.wait_for("kmp2mqtt/n/status", timeout=5)
+    """
+
+    def __init__(self, broker, topics, timeout=5.0):
+        self.messages = []
+        self._cond = threading.Condition()
+        self._connected = threading.Event()
+        self._subacks = set()
+        c = paho.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id="sub-" + uuid.uuid4().hex[:12],
+            reconnect_on_failure=False,
+        )
+        c.on_connect = lambda *a: self._connected.set()
+        c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
+        self._client = c
+        c.connect(broker.host, broker.port, keepalive=30)
+        c.loop_start()
+        try:
+            if not self._connected.wait(timeout):
+                raise AssertionError("subscriber: no CONNACK within %.1f s" % timeout)
+            for t in topics:
+                _, mid = c.subscribe(t, 1)
+                self._wait(lambda mid=mid: mid in self._subacks, timeout, "SUBACK for %s" % t)
+        except BaseException:
+            self.close()
+            raise
+
+    def _on_message(self, client, userdata, m):
+        with self._cond:
+            self.messages.append(Message(m.topic, bytes(m.payload), bool(m.retain), m.qos))
+            self._cond.notify_all()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        with self._cond:
+            self._subacks.add(mid)
+            self._cond.notify_all()
+
+    def _wait(self, predicate, timeout, what):
+        with self._cond:
+            if not self._cond.wait_for(predicate, timeout):
+                raise AssertionError("subscriber: no %s within %.1f s" % (what, timeout))
+
+    def on(self, topic):
+        with self._cond:
+            return [m for m in self.messages if m.topic == topic]
+
+    def wait_for(self, topic, timeout=5.0, payload=None):
+        """The first message on topic (with that payload, if given); AssertionError at timeout."""
+        found = []
+
+        def match():
+            for m in self.messages:
+                if m.topic == topic and (payload is None or m.payload == payload):
+                    found.append(m)
+                    return True
+            return False
+
+        what = "message on %s%s" % (topic, "" if payload is None else " = %r" % (payload,))
+        self._wait(match, timeout, what)
+        return found[0]
+
+    def assert_silent(self, topic, seconds, payload=None):
+        """Wait `seconds` and fail if a message (with that payload) arrived on topic."""
+        time.sleep(seconds)
+        got = [m for m in self.on(topic) if payload is None or m.payload == payload]
+        assert not got, "unexpected message(s) on %s: %r" % (topic, got)
+
+    def close(self):
+        c, self._client = self._client, None
+        if c is None:
+            return
+        try:
+            c.disconnect()
+        finally:
+            c.loop_stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def publish_retained(broker, topic, payload, timeout=5.0):
+    """Publish one retained QoS 1 message from a throwaway paho client, waiting for PUBACK."""
+    c = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id="pub-" + uuid.uuid4().hex[:12],
+        reconnect_on_failure=False,
+    )
+    c.connect(broker.host, broker.port, keepalive=30)
+    c.loop_start()
+    try:
+        info = c.publish(topic, payload, qos=1, retain=True)
+        info.wait_for_publish(timeout)
+        if not info.is_published():
+            raise AssertionError("retained publish to %s not acknowledged" % topic)
+    finally:
+        c.disconnect()
+        c.loop_stop()
