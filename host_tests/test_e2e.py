@@ -72,7 +72,7 @@ def sim():
         yield s
 
 
-def test_node_end_to_end(broker, sim, tmp_path):  # noqa: F811
+def test_node_end_to_end(broker, sim, tmp_path):
     cfg = write_config(tmp_path, broker, sim.device)
     with Subscriber(broker, ["kmp2mqtt/e2e/#", "homeassistant/#"]) as sub:
         node = NodeProcess(cfg, tmp_path)
@@ -122,7 +122,7 @@ def test_node_end_to_end(broker, sim, tmp_path):  # noqa: F811
     assert sub.on("kmp2mqtt/e2e/status")[-1].payload == b"offline"
 
 
-def test_last_will_when_the_node_is_killed(amqtt_broker, sim, tmp_path):  # noqa: F811
+def test_last_will_when_the_node_is_killed(amqtt_broker, sim, tmp_path):
     cfg = write_config(tmp_path, amqtt_broker, sim.device)
     with Subscriber(amqtt_broker, ["kmp2mqtt/e2e/status", "kmp2mqtt/e2e/state"]) as sub:
         node = NodeProcess(cfg, tmp_path)
@@ -133,7 +133,7 @@ def test_last_will_when_the_node_is_killed(amqtt_broker, sim, tmp_path):  # noqa
         sub.wait_for("kmp2mqtt/e2e/status", timeout=10, payload=b"offline")
 
 
-def test_totals_guard_end_to_end(amqtt_broker, tmp_path):  # noqa: F811
+def test_totals_guard_end_to_end(amqtt_broker, tmp_path):
     with Simulator(time_scale=0, pace=False) as s:
         cfg = write_config(tmp_path, amqtt_broker, s.device, interval=5)
         with Subscriber(amqtt_broker, ["kmp2mqtt/e2e/state"]) as sub:

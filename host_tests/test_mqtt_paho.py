@@ -39,7 +39,7 @@ def client(b, client_id, **kw):
 # -- publish -------------------------------------------------------------------------------------
 
 
-def test_retained_publish_is_seen_by_a_later_subscriber(broker):  # noqa: F811 (fixture)
+def test_retained_publish_is_seen_by_a_later_subscriber(broker):
     base, node = names()
     c = client(broker, node)
     assert c.connect(True, TIMEOUT) == 0
@@ -53,7 +53,7 @@ def test_retained_publish_is_seen_by_a_later_subscriber(broker):  # noqa: F811 (
     assert units.payload == b'{"heat_energy":{"unit":"GJ"}}' and units.retain
 
 
-def test_qos1_publish_returns_after_puback(broker):  # noqa: F811 (fixture)
+def test_qos1_publish_returns_after_puback(broker):
     base, node = names()
     with Subscriber(broker, [base + "/history"]) as sub:
         c = client(broker, node)
@@ -67,7 +67,7 @@ def test_qos1_publish_returns_after_puback(broker):  # noqa: F811 (fixture)
     assert all(m.qos == 1 and not m.retain for m in got)
 
 
-def test_utf8_payload_round_trip(broker):  # noqa: F811 (fixture)
+def test_utf8_payload_round_trip(broker):
     base, node = names()
     with Subscriber(broker, [base + "/units"]) as sub:
         c = client(broker, node)
@@ -77,7 +77,7 @@ def test_utf8_payload_round_trip(broker):  # noqa: F811 (fixture)
         assert sub.wait_for(base + "/units", TIMEOUT).payload == '{"unit":"m³"}'.encode()
 
 
-def test_qos2_is_refused_like_umqtt(amqtt_broker):  # noqa: F811 (fixture)
+def test_qos2_is_refused_like_umqtt(amqtt_broker):
     c = client(amqtt_broker, names()[1])
     c.connect(True, TIMEOUT)
     with pytest.raises(ValueError):
@@ -88,7 +88,7 @@ def test_qos2_is_refused_like_umqtt(amqtt_broker):  # noqa: F811 (fixture)
 # -- last will ----------------------------------------------------------------------------------
 
 
-def test_last_will_on_unclean_loss(broker):  # noqa: F811 (fixture)
+def test_last_will_on_unclean_loss(broker):
     # What MqttLink.drop() does: close umqtt's socket without DISCONNECT.
     base, node = names()
     with Subscriber(broker, [base + "/status"]) as sub:
@@ -120,7 +120,7 @@ time.sleep(60)
 """
 
 
-def test_last_will_when_the_process_is_killed(broker):  # noqa: F811 (fixture)
+def test_last_will_when_the_process_is_killed(broker):
     base, node = names()
     status = base + "/status"
     with Subscriber(broker, [status]) as sub:
@@ -144,7 +144,7 @@ def test_last_will_when_the_process_is_killed(broker):  # noqa: F811 (fixture)
             proc.stderr.close()
 
 
-def test_no_last_will_after_clean_disconnect(broker):  # noqa: F811 (fixture)
+def test_no_last_will_after_clean_disconnect(broker):
     base, node = names()
     with Subscriber(broker, [base + "/status"]) as sub:
         c = client(broker, node)
@@ -247,7 +247,7 @@ def test_default_ports_and_ssl_flag():
 # -- incoming -----------------------------------------------------------------------------------
 
 
-def test_check_msg_delivers_a_retained_command(broker):  # noqa: F811 (fixture)
+def test_check_msg_delivers_a_retained_command(broker):
     base, node = names()
     publish_retained(broker, base + "/cmd", b'{"sleep":false}')
     got = []
@@ -264,7 +264,7 @@ def test_check_msg_delivers_a_retained_command(broker):  # noqa: F811 (fixture)
     c.disconnect()
 
 
-def test_wait_msg_and_its_deadline(broker):  # noqa: F811 (fixture)
+def test_wait_msg_and_its_deadline(broker):
     base, node = names()
     got = []
     c = client(broker, node)
@@ -284,7 +284,7 @@ def test_wait_msg_and_its_deadline(broker):  # noqa: F811 (fixture)
     c.disconnect()
 
 
-def test_subscribe_needs_a_callback(amqtt_broker):  # noqa: F811 (fixture)
+def test_subscribe_needs_a_callback(amqtt_broker):
     c = client(amqtt_broker, names()[1])
     c.connect(True, TIMEOUT)
     with pytest.raises(AssertionError):
@@ -292,7 +292,7 @@ def test_subscribe_needs_a_callback(amqtt_broker):  # noqa: F811 (fixture)
     c.disconnect()
 
 
-def test_persistent_session_flag(mosquitto_broker):  # noqa: F811 (fixture)
+def test_persistent_session_flag(mosquitto_broker):
     # umqtt returns CONNACK's session-present bit from connect().
     node = names()[1]
     c = client(mosquitto_broker, node)
