@@ -45,6 +45,17 @@ DEFAULTS = {
         "flow": {"name": "Heat Flow"},
     },
     "custom": [],
+    "battery": {
+        "deep_sleep": False,
+        "wake_deadline_s": 30,
+        "max_backoff_s": 3600,
+        "stay_awake_pin": None,
+        "ip": "",
+        "netmask": "",
+        "gateway": "",
+        "dns": "",
+    },
+    "buffer": {"capacity": 672, "path": "buffer"},
 }
 
 # Names for sensors listed without one (Home Assistant shows them).
@@ -560,6 +571,73 @@ def _custom(v, path, c):
     return out
 
 
+# -- battery, buffer -----------------------------------------------------------------------------
+
+
+def _ipv4(v, path, c):
+    if _string(v, path, c) is None:
+        return None
+    if v == "":
+        return v
+    parts = v.split(".")
+    ok = len(parts) == 4
+    for p in parts:
+        ok = ok and p.isdigit() and len(p) <= 3 and int(p) <= 255
+    if not ok:
+        c.err(path, "expected a dotted IPv4 address like 192.168.1.50, got %s" % _got(v))
+        return None
+    return v
+
+
+def _optional_pin(v, path, c):
+    if v is None:
+        return None
+    return _gpio(v, path, c, False)
+
+
+_BATTERY = (
+    ("deep_sleep", _bool),
+    ("wake_deadline_s", _int_range(5, 120)),
+    ("max_backoff_s", _int_range(60, 86400)),
+    ("stay_awake_pin", _optional_pin),
+    ("ip", _ipv4),
+    ("netmask", _ipv4),
+    ("gateway", _ipv4),
+    ("dns", _ipv4),
+)
+
+# Deep sleep below a minute costs more than it saves (every wake pays boot + Wi-Fi, see
+# bench/RESULTS.md) and reads the meter's optical eye 1440 times a day.
+MIN_SLEEP_INTERVAL = 60
+
+
+def _battery(v, path, c):
+    out = _fields(v, path, _BATTERY, c, DEFAULTS["battery"])
+    if out is None:
+        return None
+    if out["deep_sleep"] and c.target == "host":
+        c.err(_join(path, "deep_sleep"), "only on the ESP32; a host node stays awake")
+    static = [k for k in ("ip", "netmask", "gateway") if out[k]]
+    if static and len(static) < 3:
+        missing = [k for k in ("ip", "netmask", "gateway") if not out[k]]
+        c.err(_join(path, missing[0]), "a static IP needs ip, netmask and gateway together")
+    return out
+
+
+_BUFFER = (
+    ("capacity", _int_range(16, 4032)),  # 4032 = six weeks at 15 min, ~1 MB of flash
+    ("path", _string),
+)
+
+
+def _buffer(v, path, c):
+    out = _fields(v, path, _BUFFER, c, DEFAULTS["buffer"])
+    if out is not None and out["path"] is not None and out["path"] == "":
+        c.err(_join(path, "path"), "expected a directory name, e.g. buffer")
+        out["path"] = None
+    return out
+
+
 # -- the whole file ------------------------------------------------------------------------------
 
 # Top-level sections in order: (key, check). A new section is one entry here, one check
@@ -573,12 +651,18 @@ _SECTIONS = (
     ("align", _bool),
     ("sensors", _sensors),
     ("custom", _custom),
+    ("battery", _battery),
+    ("buffer", _buffer),
 )
 
 
 def _finish(cfg, c):
     """Cross-section checks, then cfg["registers"]: [(id, rid, name), ...] in reading order."""
     interval = cfg["update_interval"]
+    battery = cfg["battery"]
+    if battery and battery["deep_sleep"] and interval is not None and interval < MIN_SLEEP_INTERVAL:
+        c.err("update_interval", "deep sleep needs at least %d s between reads, got %d s"
+              % (MIN_SLEEP_INTERVAL, interval))  # fmt: skip
     if cfg["align"] and interval is not None and 86400 % interval:
         c.err("align", "needs an update_interval that divides 24 h evenly (e.g. 60, 300, 900, "
                        "3600 s), got %d s" % interval)  # fmt: skip

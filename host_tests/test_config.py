@@ -129,6 +129,17 @@ def test_minimal_config_is_filled_with_every_default():
             "flow": {"name": "Heat Flow"},
         },
         "custom": [],
+        "battery": {
+            "deep_sleep": False,
+            "wake_deadline_s": 30,
+            "max_backoff_s": 3600,
+            "stay_awake_pin": None,
+            "ip": "",
+            "netmask": "",
+            "gateway": "",
+            "dns": "",
+        },
+        "buffer": {"capacity": 672, "path": "buffer"},
         "registers": [
             ("heat_energy", 0x3C, "Heat Energy"),
             ("power", 0x50, "Heat Power"),
@@ -254,7 +265,7 @@ BAD = [
         "x",
         "nodeid",
         "unknown key; expected one of node_id, wifi, mqtt, meter, "
-        "update_interval, align, sensors, custom",
+        "update_interval, align, sensors, custom, battery, buffer",
     ),
     ("node_id", "my node", "node_id", 'expected up to 64 letters, digits, _ or -, got "my node"'),
     (
@@ -566,7 +577,41 @@ BAD = [
         "custom[0].id",
         'duplicate id "flow" (made from the name): already used by sensors.flow; set another id',
     ),
-]
+    # battery and buffer (issue 5)
+    ("battery.deep_sleep", "yes", "battery.deep_sleep", 'expected true or false, got "yes"'),
+    ("battery.wake_deadline_s", 2, "battery.wake_deadline_s", "expected an integer 5..120, got 2"),
+    ("battery.max_backoff_s", 10, "battery.max_backoff_s", "expected an integer 60..86400, got 10"),
+    ("battery.stay_awake_pin", 7, "battery.stay_awake_pin",
+     "GPIO7 is wired to the SPI flash (GPIO6..11); use another pin"),
+    ("battery.ip", "10.0.0.256", "battery.ip",
+     'expected a dotted IPv4 address like 192.168.1.50, got "10.0.0.256"'),
+    ("battery.ip", "10.0.0.5", "battery.netmask",
+     "a static IP needs ip, netmask and gateway together"),
+    ("battery.sleep", True, "battery.sleep", "unknown key; expected one of deep_sleep, "
+     "wake_deadline_s, max_backoff_s, stay_awake_pin, ip, netmask, gateway, dns"),
+    ("buffer.capacity", 100000, "buffer.capacity", "expected an integer 16..4032, got 100000"),
+    ("buffer.path", "", "buffer.path", "expected a directory name, e.g. buffer"),
+    ("battery", [], "battery", "expected an object {...}, got a list"),
+]  # fmt: skip
+
+
+def test_deep_sleep_needs_a_minute_between_reads():
+    raw = with_(MIN_ESP32, "battery.deep_sleep", True)
+    raw["update_interval"] = "30s"
+    assert one_error(raw) == (
+        "update_interval",
+        "deep sleep needs at least 60 s between reads, got 30 s",
+    )
+    raw["update_interval"] = "15min"
+    assert validate(raw)["battery"]["deep_sleep"] is True
+
+
+def test_deep_sleep_is_for_the_esp32_only():
+    raw = with_(MIN_ESP32, "battery.deep_sleep", True)
+    raw["meter"] = {"port": "/dev/ttyUSB0"}
+    with pytest.raises(ConfigError) as e:
+        validate(raw, target="host")
+    assert ("battery.deep_sleep", "only on the ESP32; a host node stays awake") in e.value.errors
 
 
 @pytest.mark.parametrize(

@@ -55,9 +55,12 @@ def test_minimal_config_gets_every_default():
             "align",
             "sensors",
             "custom",
+            "battery",
+            "buffer",
             "registers",
         ]
     )
+    assert cfg["battery"]["deep_sleep"] is False and cfg["buffer"]["capacity"] == 672
     assert cfg["mqtt"] == {
         "host": "broker.lan",
         "port": 1883,
@@ -280,6 +283,15 @@ def test_junk_only_raises_config_error():
         except ConfigError:
             pass
     assert config.duration_ms("2h 30min") == 9000000
+
+
+def test_battery_errors():
+    raw = dict(MIN)
+    raw["battery"] = {"deep_sleep": True, "ip": "10.0.0.5", "wake_deadline_s": 500}
+    raw["update_interval"] = 30
+    e = assert_raises(ConfigError, validate, raw)
+    paths = [p for p, _ in e.errors]
+    assert paths == ["battery.wake_deadline_s", "battery.netmask", "update_interval"], paths
 
 
 run(globals(), "config")
