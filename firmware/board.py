@@ -151,6 +151,7 @@ def main():
     wdt.feed()
 
     import loop
+    from buffer import ReadingBuffer
     from kmp.link import MeterLink
     from mqttlink import MqttLink
     from node import Node
@@ -159,7 +160,8 @@ def main():
                      clock=time)  # fmt: skip
     mqtt = MqttLink(make_client, cfg, time, log)
     platform = Esp32Platform(wlan, wdt, cfg["wifi"], boots)
-    node = Node(cfg, link, mqtt, time, time.time, platform, log)
+    buffer = ReadingBuffer("/" + cfg["buffer"]["path"].strip("/"), cfg["buffer"]["capacity"])
+    node = Node(cfg, link, mqtt, time, time.time, platform, log, buffer)
     gc.collect()
     try:
         loop.run(node, TimerTicker(machine.Timer(0)), loop.Flag(), platform)

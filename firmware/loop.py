@@ -26,18 +26,19 @@ def run(node, ticker, flag, platform, should_stop=None, max_cycles=None):
     ticker.arm(ms, callback) starts a one-shot timer (machine.Timer on the ESP32); it is re-armed
     after every cycle, so align (reads at wall-clock multiples) stays exact across drifts.
     """
-    cfg = node.cfg
-    interval = cfg["update_interval"]
+    align = node.cfg["align"]
     flag.set()  # first read at once
     cycles = 0
     while should_stop is None or not should_stop():
         platform.feed()
-        if flag.take():
+        # A timer tick, or a {"read_now": true} command that arrived while polling MQTT.
+        if flag.take() or node.read_requested:
             node.cycle()
             cycles += 1
             if max_cycles is not None and cycles >= max_cycles:
                 break
-            delay_s = seconds_to_next(node.wall_time(), interval, cfg["align"])
+            # node.interval: the configured one, or what an {"interval": ...} command set
+            delay_s = seconds_to_next(node.wall_time(), node.interval, align)
             ticker.arm(delay_s * 1000, flag.set)
         node.mqtt.poll()
         node.clock.sleep_ms(_IDLE_MS)

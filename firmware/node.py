@@ -1,21 +1,33 @@
 # The node: every interval read the configured registers (batched), guard the totals, publish
-# state, units, diagnostics and Home Assistant discovery. Hardware and clients come in from
-# main.py (ESP32) or host/runtime.py (Linux); nothing here creates them.
+# state, units, diagnostics and Home Assistant discovery. A reading that cannot be published
+# goes to the persistent buffer and is delivered later on the history topic. Hardware and
+# clients come in from main.py (ESP32) or host/runtime.py (Linux); nothing here creates them.
 
 import gc
 
 from guard import TotalsGuard
 from kmp import registers
-from kmp.errors import KmpError
+from kmp.errors import KmpError, NoAnswer
 from mqttlink import FIRMWARE_VERSION
 from timefmt import clock_known, iso_utc
 
+# Readings delivered from the buffer per cycle (QoS 1 each): bounded, so a cycle stays short
+# after a long outage; a full 7-day buffer drains in about 11 cycles.
+HISTORY_PER_CYCLE = 64
+_HISTORY_BATCH = 16
+# After this many reads in a row without an answer the node reads less often (the optical eye
+# is asleep: every try costs the meter's battery), doubling the gap up to an hour.
+NO_ANSWER_BACKOFF_AFTER = 3
+INTERVAL_MIN = 5
+INTERVAL_MAX = 86400
+
 
 class Node:
-    def __init__(self, cfg, link, mqtt, clock, wall_time, platform, log=print):
+    def __init__(self, cfg, link, mqtt, clock, wall_time, platform, log=print, buffer=None):
         """cfg: validated config (firmware/config.py); link: kmp.link.MeterLink; mqtt: MqttLink;
         clock: ticks API; wall_time(): seconds (time.time); platform: board facts (boots,
-        rssi(), free_heap(), feed() the watchdog, network_up())."""
+        rssi(), free_heap(), feed() the watchdog, network_up()); buffer: a ReadingBuffer for
+        readings that could not be published (None: they are counted as lost)."""
         self.cfg = cfg
         self.link = link
         self.mqtt = mqtt
@@ -23,8 +35,10 @@ class Node:
         self.wall_time = wall_time
         self.platform = platform
         self.log = log
+        self.buffer = buffer
         self.guard = TotalsGuard()
         self.started = clock.ticks_ms()
+        self.uptime_base_s = 0  # seconds lived before this boot (deep sleep: from RTC memory)
         # (id, rid, name, kind) for everything configured, in order.
         self.sensors = []
         for sid, rid, name in cfg["registers"]:
@@ -37,18 +51,37 @@ class Node:
         self.node_id = cfg["node_id"] or None
         self.units = {}  # id -> (unit_code, exponent) as the meter reports them
         self.discovery_sent = False
+        self.pending = None  # (values, wall seconds or None, uptime s): read, not yet published
+        self.last_state = None  # (values, time ISO or None) of the newest reading
+        # commands (cmd topic)
+        self.interval = cfg["update_interval"]
+        self.read_requested = False
+        self.stay_awake = False
+        self.commands = 0
+        self.command_errors = 0
+        self.last_command = None
+        # counters for diag
         self.cycles = 0
         self.read_failures = 0
         self.meter_reachable = None
+        self.no_answer_streak = 0
+        self.skip_reads = 0
         self.last_cycle_ms = 0
         self.last_error = None
         self.errors = 0
-        self.last_state = None
+        self.buffered = 0
+        self.history_sent = 0
+        self.lost = 0  # readings neither published nor buffered (no buffer, flash error)
 
     # -- topics --------------------------------------------------------------------------------
 
     def topic(self, leaf):
         return "%s/%s/%s" % (self.cfg["mqtt"]["base_topic"], self.node_id, leaf)
+
+    def uptime_s(self):
+        return (
+            self.uptime_base_s + self.clock.ticks_diff(self.clock.ticks_ms(), self.started) // 1000
+        )
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -61,20 +94,26 @@ class Node:
             self.serial = self.link.get_serial()
         except KmpError as e:
             self._error("identity: %s" % e)
+            self._meter_answered(not isinstance(e, NoAnswer))
             return False
-        if self.node_id is None:
-            self.node_id = "kamstrup_%d" % self.serial
-        self.mqtt.configure(self.topic("status"), (self.topic("cmd"),))
-        self.log("meter: type 0x%04X sw %s serial %d" % (self.meter_type, self.sw_revision,
-                                                         self.serial))  # fmt: skip
+        self.set_identity(self.meter_type, self.sw_revision, self.serial)
         return True
+
+    def set_identity(self, meter_type, sw_revision, serial):
+        """Known identity (read now, or kept in RTC memory across deep sleep)."""
+        self.meter_type, self.sw_revision, self.serial = meter_type, sw_revision, serial
+        if self.node_id is None:
+            self.node_id = "kamstrup_%d" % serial
+        self.mqtt.configure(self.topic("status"), (self.topic("cmd"),))
+        self.mqtt.on_message = self.on_command
+        self.log("meter: type 0x%04X sw %s serial %d" % (meter_type, sw_revision, serial))
 
     # -- one cycle -----------------------------------------------------------------------------
 
     def read(self):
         """Read the meter; returns {id: exact decimal text or None}."""
         res = self.link.read(self.rids)
-        self.meter_reachable = not res.no_answer
+        self._meter_answered(not res.no_answer)
         if res.error is not None:
             self.read_failures += 1
             self._error("meter: %s" % res.error)
@@ -94,57 +133,159 @@ class Node:
             values[sid] = reg.text()
         return values
 
+    def _meter_answered(self, answered):
+        self.meter_reachable = answered
+        if answered:
+            self.no_answer_streak = 0
+            return
+        self.no_answer_streak += 1
+        if self.no_answer_streak >= NO_ANSWER_BACKOFF_AFTER:
+            # Skip 1, 2, 4, ... cycles, at most an hour's worth, before the next try.
+            most = max(1, 3600 // self.interval)
+            self.skip_reads = min(most, 1 << (self.no_answer_streak - NO_ANSWER_BACKOFF_AFTER))
+
+    def take_reading(self):
+        """Read the meter now (unless backing off); the reading waits in self.pending."""
+        if self.skip_reads > 0 and not self.read_requested:
+            self.skip_reads -= 1
+            return False
+        self.read_requested = False
+        if not self.identify():
+            return False
+        self.platform.feed()
+        values = self.read()
+        self.platform.feed()
+        now = self.wall_time()
+        self.pending = (values, int(now) if clock_known(now) else None, self.uptime_s())
+        self.last_state = (values, self.pending[1])
+        return True
+
     def cycle(self):
         """Read, publish, report. Never raises: a failed cycle is counted and the loop goes on."""
         t0 = self.clock.ticks_ms()
         self.cycles += 1
         try:
-            if self.identify():
-                self.platform.feed()
-                values = self.read()
-                self.platform.feed()
-                now = self.wall_time()
-                self.last_state = (values, iso_utc(now) if clock_known(now) else None)
-                self.publish()
+            self.take_reading()
+            self.publish()
         except Exception as e:  # MemoryError included: count it, go on
             self._error("cycle: %s: %s" % (type(e).__name__, e))
+            if self.pending is not None:
+                self.keep(self.pending)
+                self.pending = None
         self.last_cycle_ms = self.clock.ticks_diff(self.clock.ticks_ms(), t0)
         gc.collect()
 
+    # -- publishing ----------------------------------------------------------------------------
+
     def publish(self):
-        """Publish what the last cycle read; False when the network or broker is down."""
+        """Publish the pending reading, buffered history and diagnostics. A reading that does
+        not reach the broker is kept in the buffer. True when everything went out."""
+        reading, self.pending = self.pending, None
+        ok = self._connect_and_announce()
+        if ok and reading is not None:
+            ok = self._send_state(reading)
+            if ok:
+                reading = None
+        if ok:
+            ok = self._send_history()
+        if ok:
+            ok = self._send_diag()
+        if reading is not None:
+            self.keep(reading)
+        return ok
+
+    def keep(self, reading):
+        """Into the persistent buffer, for the history topic later."""
+        values, when, uptime = reading
+        if self.buffer is None:
+            self.lost += 1
+            return
+        from buffer import Reading
+
+        try:
+            self.buffer.append(Reading(values, when, uptime))
+            self.buffered += 1
+        except Exception as e:  # flash full or failing: count it, never crash the loop
+            self.lost += 1
+            self._error("buffer: %s: %s" % (type(e).__name__, e))
+
+    def _connect_and_announce(self):
         import payloads
 
         if self.node_id is None or not self.platform.network_up():
             return False
         if not self.mqtt.connect(self.node_id):
             return False
+        if self.discovery_sent or not self.units:
+            return True
         mq = self.cfg["mqtt"]
-        base = mq["base_topic"]
-        if not self.discovery_sent and self.units:
-            sensors = self.descriptors()
-            if mq["discovery"]:
-                for topic, payload in payloads.discovery_messages(
-                    self.node_id,
-                    base,
-                    mq["discovery_prefix"],
-                    self.device_info(),
-                    sensors,
-                    self.cfg["update_interval"],
-                    FIRMWARE_VERSION,
-                ):
-                    if not self.mqtt.publish(topic, payload, True, 1):
-                        return False
-            topic, payload = payloads.units_message(base, self.node_id, sensors)
-            if not self.mqtt.publish(topic, payload, True, 1):
+        sensors = self.descriptors()
+        if mq["discovery"]:
+            for topic, payload in payloads.discovery_messages(
+                self.node_id,
+                mq["base_topic"],
+                mq["discovery_prefix"],
+                self.device_info(),
+                sensors,
+                self.interval,
+                FIRMWARE_VERSION,
+            ):
+                if not self.mqtt.publish(topic, payload, True, 1):
+                    return False
+        topic, payload = payloads.units_message(mq["base_topic"], self.node_id, sensors)
+        if not self.mqtt.publish(topic, payload, True, 1):
+            return False
+        self.discovery_sent = True
+        return True
+
+    def _send_state(self, reading):
+        import payloads
+
+        values, when, _ = reading
+        topic, payload = payloads.state_message(
+            self.cfg["mqtt"]["base_topic"],
+            self.node_id,
+            values,
+            None if when is None else iso_utc(when),
+        )
+        # QoS 1: only a PUBACK tells us the reading arrived; otherwise it goes to the buffer.
+        return self.mqtt.publish(topic, payload, True, 1)
+
+    def _send_history(self):
+        """Deliver buffered readings oldest first, acknowledging what the broker took."""
+        import payloads
+
+        buf = self.buffer
+        if buf is None:
+            return True
+        base = self.cfg["mqtt"]["base_topic"]
+        sent = 0
+        while buf.pending() and sent < HISTORY_PER_CYCLE:
+            batch = buf.peek(_HISTORY_BATCH)
+            if not batch:
+                return True  # what is left did not check out (torn/corrupt): nothing to send
+            last = None
+            for r in batch:
+                self.platform.feed()
+                when = None if r.time is None else iso_utc(r.time)
+                topic, payload = payloads.history_message(base, self.node_id, r.values, when,
+                                                          r.seq, r.uptime)  # fmt: skip
+                if not self.mqtt.publish(topic, payload, False, 1):
+                    break
+                last = r.seq
+                sent += 1
+                self.history_sent += 1
+            if last is not None:
+                buf.ack(last)
+            if last is None or last != batch[-1].seq:
                 return False
-            self.discovery_sent = True
-        if self.last_state is not None:
-            values, when = self.last_state
-            topic, payload = payloads.state_message(base, self.node_id, values, when)
-            if not self.mqtt.publish(topic, payload, True, 0):
-                return False
-        topic, payload = payloads.diag_message(base, self.node_id, self.diag())
+        return True
+
+    def _send_diag(self):
+        import payloads
+
+        topic, payload = payloads.diag_message(self.cfg["mqtt"]["base_topic"], self.node_id,
+                                               self.diag())  # fmt: skip
         return self.mqtt.publish(topic, payload, True, 0)
 
     def descriptors(self):
@@ -168,23 +309,100 @@ class Node:
 
     def diag(self):
         p = self.platform
+        buf = self.buffer
         return {
             "firmware": FIRMWARE_VERSION,
-            "uptime_s": self.clock.ticks_diff(self.clock.ticks_ms(), self.started) // 1000,
+            "uptime_s": self.uptime_s(),
             "boots": p.boots,
             "rssi": p.rssi(),
             "free_heap": p.free_heap(),
+            "interval_s": self.interval,
             "cycles": self.cycles,
             "cycle_ms": self.last_cycle_ms,
             "errors": self.errors,
             "last_error": self.last_error,
             "meter_reachable": self.meter_reachable,
+            "no_answer_streak": self.no_answer_streak,
             "read_failures": self.read_failures,
             "totals_held": self.guard.held,
             "unsupported": sorted(self.link.unsupported),
             "mqtt_connects": self.mqtt.connects,
+            "mqtt_failures": self.mqtt.failures,
+            "buffered": 0 if buf is None else buf.pending(),
+            "buffer_dropped": 0 if buf is None else buf.dropped,
+            "history_sent": self.history_sent,
+            "lost": self.lost,
+            "commands": self.commands,
+            "command_errors": self.command_errors,
             "link": self.link.counters(),
         }
+
+    # -- commands (cmd topic) ------------------------------------------------------------------
+
+    def on_command(self, topic, msg):
+        """A JSON command: {"read_now": true}, {"stay_awake": true|false},
+        {"interval": seconds or "15min"}. Anything else is rejected whole; nothing reaches the
+        meter but reads."""
+        import json
+
+        try:
+            cmd = json.loads(msg)
+            if not isinstance(cmd, dict) or not cmd:
+                raise ValueError("expected a JSON object")
+            apply = []
+            for key in cmd:
+                apply.append(self._check_command(key, cmd[key]))
+        except (ValueError, TypeError) as e:
+            self.command_errors += 1
+            self._error("command rejected: %s" % e)
+            return False
+        for fn, value in apply:
+            fn(value)
+        self.commands += 1
+        self.last_command = cmd
+        self.log("command: %s" % msg)
+        return True
+
+    def _check_command(self, key, value):
+        if key == "read_now":
+            if value is not True:
+                raise ValueError("read_now: expected true")
+            return self._cmd_read_now, value
+        if key == "stay_awake":
+            if not isinstance(value, bool):
+                raise ValueError("stay_awake: expected true or false")
+            return self._cmd_stay_awake, value
+        if key == "interval":
+            return self._cmd_interval, self._command_interval(value)
+        raise ValueError("unknown command %r; expected read_now, stay_awake or interval" % key)
+
+    def _command_interval(self, value):
+        import config
+
+        if value is None:
+            return self.cfg["update_interval"]  # back to the configured interval
+        if isinstance(value, str):
+            ms = config.duration_ms(value)
+            secs = None if ms is None or ms % 1000 else ms // 1000
+        elif isinstance(value, int) and not isinstance(value, bool):
+            secs = value
+        else:
+            secs = None
+        low = INTERVAL_MIN
+        if self.cfg["battery"]["deep_sleep"]:
+            low = config.MIN_SLEEP_INTERVAL
+        if secs is None or not low <= secs <= INTERVAL_MAX:
+            raise ValueError("interval: expected %d..%d seconds or null" % (low, INTERVAL_MAX))
+        return secs
+
+    def _cmd_read_now(self, _):
+        self.read_requested = True
+
+    def _cmd_stay_awake(self, value):
+        self.stay_awake = value
+
+    def _cmd_interval(self, secs):
+        self.interval = secs
 
     def _error(self, text):
         self.errors += 1

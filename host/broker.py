@@ -1,60 +1,121 @@
-# An embedded MQTT broker (amqtt) on 127.0.0.1, run on its own asyncio loop in a daemon thread:
-# what `make demo` uses when no MQTT_HOST is given, so a new user needs no broker of their own.
+# An embedded MQTT broker (amqtt) on 127.0.0.1, on its own asyncio loop in a daemon thread:
+# what `make demo` uses when no MQTT_HOST is given (a new user needs no broker of their own),
+# and what the tests run against.
 
 import asyncio
 import socket
 import threading
+import time
+
+HOST = "127.0.0.1"
+START_TIMEOUT_S = 10.0
 
 
 def free_port():
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((HOST, 0))
         return s.getsockname()[1]
 
 
-class EmbeddedBroker:
-    def __init__(self, port=None):
-        self.host = "127.0.0.1"
-        self.port = port or free_port()
-        self._loop = None
-        self._broker = None
-        self._thread = None
+def wait_listening(port, deadline, alive=lambda: True):
+    """True once something accepts connections on HOST:port, before the monotonic deadline."""
+    while time.monotonic() < deadline:
+        if not alive():
+            return False
+        try:
+            with socket.create_connection((HOST, port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    return False
 
-    def start(self, timeout_s=10):
+
+class AmqttBroker:
+    """amqtt's Broker on a private event loop in a daemon thread."""
+
+    def __init__(self, port=None):
+        self.host = HOST
+        self.fixed_port = port  # restart on the same port (outage tests)
+        self.port = None
+        self._loop = None
+        self._thread = None
+        self._broker = None
+
+    def start(self):
         from amqtt.broker import Broker
 
-        config = {
-            "listeners": {"default": {"type": "tcp", "bind": "%s:%d" % (self.host, self.port)}},
-            "plugins": {
-                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
-            },
-        }
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, daemon=True, name="amqtt-broker"
+        )
         self._thread.start()
+        last = None
+        for _ in range(3):  # free_port() can race with another process: try a fresh port
+            self.port = self.fixed_port or free_port()
+            config = {
+                "listeners": {"default": {"type": "tcp", "bind": "%s:%d" % (HOST, self.port)}},
+                "plugins": {
+                    "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+                },
+            }
 
-        async def boot():
-            self._broker = Broker(config, loop=self._loop)
-            await self._broker.start()
+            async def boot(cfg=config):
+                self._broker = Broker(cfg, loop=self._loop)
+                await self._broker.start()
 
-        asyncio.run_coroutine_threadsafe(boot(), self._loop).result(timeout_s)
-        return self
+            try:
+                asyncio.run_coroutine_threadsafe(boot(), self._loop).result(START_TIMEOUT_S)
+            except Exception as e:  # port taken, most likely
+                last = e
+                self._broker = None
+                continue
+            if wait_listening(self.port, time.monotonic() + START_TIMEOUT_S):
+                return self
+        self.stop()
+        raise RuntimeError("amqtt did not start: %r" % (last,))
 
-    def stop(self, timeout_s=5):
+    def stop(self, timeout_s=5.0):
         if self._loop is None:
             return
-        try:
-            if self._broker is not None:
-                fut = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
+        if self._broker is not None:
+            fut = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
+            try:
                 fut.result(timeout_s)
-        except Exception:
-            pass  # shutting down anyway
+            except Exception:  # shutting down anyway
+                pass
+        # amqtt leaves its per-client handler tasks running: cancel them so their
+        # connections close before the loop does.
+        fut = asyncio.run_coroutine_threadsafe(_cancel_other_tasks(), self._loop)
+        try:
+            fut.result(timeout_s)
+        except Exception:  # shutting down anyway
+            pass
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout_s)
-        self._loop = None
+        if not self._thread.is_alive():
+            self._loop.close()
+        self._loop = self._thread = self._broker = None
+
+
+async def _cancel_other_tasks():
+    me = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not me]
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.sleep(0.05)  # closing transports finish on the next loop iterations
 
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc):
         self.stop()
+
+
+async def _cancel_other_tasks():
+    me = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not me]
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.sleep(0.05)  # closing transports finish on the next loop iterations

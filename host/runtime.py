@@ -3,6 +3,7 @@
 # Logs go to stderr; Ctrl-C (SIGINT) or SIGTERM stop it cleanly.
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -11,6 +12,7 @@ import time
 import config as node_config
 import loop
 import ticks
+from buffer import ReadingBuffer
 from host.serial_uart import SerialUart
 from kmp.link import MeterLink
 from mqttlink import MqttLink
@@ -87,8 +89,10 @@ def main(argv=None):
                      retries=meter["retries"])  # fmt: skip
     mqtt = MqttLink(make_client, cfg, ticks, log)
     platform = HostPlatform()
-    node = Node(cfg, link, mqtt, ticks, time.time, platform, log)
-    mqtt.on_message = lambda topic, msg: None
+    # The buffer directory sits beside the config file unless given as an absolute path.
+    buf_path = os.path.join(os.path.dirname(os.path.abspath(args.config)), cfg["buffer"]["path"])
+    buffer = ReadingBuffer(buf_path, cfg["buffer"]["capacity"])
+    node = Node(cfg, link, mqtt, ticks, time.time, platform, log, buffer)
     stop = threading.Event()
 
     def on_signal(signum, frame):

@@ -8,9 +8,7 @@ broker            parametrized over both
 Each yields a BrokerInfo(name, host, port). Every wait has a deadline.
 """
 
-import asyncio
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -21,106 +19,14 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-HOST = "127.0.0.1"
-START_TIMEOUT_S = 10.0
+from host.broker import HOST, START_TIMEOUT_S, AmqttBroker, free_port
+from host.broker import wait_listening as _wait_listening
 
 BrokerInfo = namedtuple("BrokerInfo", "name host port")
 Message = namedtuple("Message", "topic payload retain qos")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def _wait_listening(port, deadline, alive=lambda: True):
-    while time.monotonic() < deadline:
-        if not alive():
-            return False
-        try:
-            with socket.create_connection((HOST, port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.02)
-    return False
-
-
 # -- amqtt ---------------------------------------------------------------------------------------
-
-
-class AmqttBroker:
-    """amqtt's Broker on a private event loop in a daemon thread."""
-
-    def __init__(self):
-        self.port = None
-        self._loop = None
-        self._thread = None
-        self._broker = None
-
-    def start(self):
-        from amqtt.broker import Broker
-
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, daemon=True, name="amqtt-broker"
-        )
-        self._thread.start()
-        last = None
-        for _ in range(3):  # free_port() can race with another process: try a fresh port
-            self.port = free_port()
-            config = {
-                "listeners": {"default": {"type": "tcp", "bind": "%s:%d" % (HOST, self.port)}},
-                "plugins": {
-                    "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
-                },
-            }
-
-            async def boot(cfg=config):
-                self._broker = Broker(cfg, loop=self._loop)
-                await self._broker.start()
-
-            try:
-                asyncio.run_coroutine_threadsafe(boot(), self._loop).result(START_TIMEOUT_S)
-            except Exception as e:  # port taken, most likely
-                last = e
-                self._broker = None
-                continue
-            if _wait_listening(self.port, time.monotonic() + START_TIMEOUT_S):
-                return self
-        self.stop()
-        raise RuntimeError("amqtt did not start: %r" % (last,))
-
-    def stop(self, timeout_s=5.0):
-        if self._loop is None:
-            return
-        if self._broker is not None:
-            fut = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
-            try:
-                fut.result(timeout_s)
-            except Exception:  # shutting down anyway
-                pass
-        # amqtt leaves its per-client handler tasks running: cancel them so their
-        # connections close before the loop does.
-        fut = asyncio.run_coroutine_threadsafe(_cancel_other_tasks(), self._loop)
-        try:
-            fut.result(timeout_s)
-        except Exception:  # shutting down anyway
-            pass
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout_s)
-        if not self._thread.is_alive():
-            self._loop.close()
-        self._loop = self._thread = self._broker = None
-
-
-async def _cancel_other_tasks():
-    me = asyncio.current_task()
-    tasks = [t for t in asyncio.all_tasks() if t is not me]
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await asyncio.sleep(0.05)  # closing transports finish on the next loop iterations
 
 
 @pytest.fixture

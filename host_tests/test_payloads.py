@@ -218,9 +218,15 @@ def test_history_is_state_plus_time():
     topic, raw = payloads.history_message(BASE, NODE, VALUES, "2026-11-23T11:00:00Z")
     assert topic == "kmp2mqtt/kamstrup_67051653/history"
     assert raw == payloads.state_payload(VALUES, "2026-11-23T11:00:00Z")
-    for no_time in (None, ""):
-        with pytest.raises(ValueError):
-            payloads.history_payload(VALUES, no_time)
+    _, raw = payloads.history_message(BASE, NODE, VALUES, "2026-11-23T11:00:00Z", 41, 900)
+    obj = json.loads(raw)
+    assert obj["seq"] == 41 and obj["time"] == "2026-11-23T11:00:00Z" and "uptime_s" not in obj
+
+
+def test_history_before_the_clock_was_set_is_marked():
+    _, raw = payloads.history_message(BASE, NODE, {"volume": "1.00"}, None, 7, 123)
+    assert json.loads(raw) == {"volume": 1.0, "time": None, "clock": "unknown", "uptime_s": 123,
+                               "seq": 7}  # fmt: skip
 
 
 # -- diag and units ----------------------------------------------------------------------------

@@ -83,16 +83,25 @@ def state_message(base_topic, node_id, values, time_iso=None):
     return topic(base_topic, node_id, STATE), state_payload(values, time_iso)
 
 
-def history_payload(values, time_iso):
-    """A buffered reading: the state shape, "time" required (it is the reading's own time)."""
-    if not time_iso:
-        raise ValueError("a history reading needs its time")
-    return dumps(_readings(values, time_iso), True)
+def history_payload(values, time_iso, seq=None, uptime_s=None):
+    """A buffered reading: the state shape with the reading's own "time". A reading taken
+    before the clock was set is marked: "time": null, "clock": "unknown", with "uptime_s" (the
+    node's seconds since its cold start) to order it. "seq" numbers buffered readings, so a
+    consumer can drop the duplicate that at-least-once delivery may bring after a reset."""
+    obj = _readings(values, time_iso)
+    if time_iso is None:
+        obj["time"] = None
+        obj["clock"] = "unknown"
+        if uptime_s is not None:
+            obj["uptime_s"] = uptime_s
+    if seq is not None:
+        obj["seq"] = seq
+    return dumps(obj, True)
 
 
-def history_message(base_topic, node_id, values, time_iso):
+def history_message(base_topic, node_id, values, time_iso, seq=None, uptime_s=None):
     """QoS 1, not retained: one message per buffered reading, oldest first."""
-    return topic(base_topic, node_id, HISTORY), history_payload(values, time_iso)
+    return topic(base_topic, node_id, HISTORY), history_payload(values, time_iso, seq, uptime_s)
 
 
 def diag_payload(d):

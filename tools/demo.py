@@ -158,7 +158,7 @@ def main(argv=None):
 
     import paho.mqtt.client as paho
 
-    from host.broker import EmbeddedBroker
+    from host.broker import AmqttBroker
     from kmpsim import Simulator
 
     broker = None
@@ -166,7 +166,7 @@ def main(argv=None):
     if host:
         port = int(os.environ.get("MQTT_PORT", "1883"))
     else:
-        broker = EmbeddedBroker().start()
+        broker = AmqttBroker().start()
         host, port = broker.host, broker.port
     sim = Simulator(echo=True, time_scale=60).start()
     workdir = tempfile.mkdtemp(prefix="kmp2mqtt-demo-")

@@ -53,7 +53,8 @@ class FakePlatform:
 
 
 class Harness:
-    def __init__(self, cfg=None, seed=1, byte_ms=None, clock_known=True, **line_kw):
+    def __init__(self, cfg=None, seed=1, byte_ms=None, clock_known=True, buffer_path=None,
+                 capacity=672, **line_kw):  # fmt: skip
         self.cfg = config.validate(cfg or BASE_CONFIG, target="host")
         self.clock = FakeClock()
         self.meter = VirtualMeter(seed=seed)
@@ -66,8 +67,13 @@ class Harness:
         self.platform = FakePlatform()
         self.logs = []
         self.clock_known = clock_known
+        self.buffer = None
+        if buffer_path is not None:
+            from buffer import ReadingBuffer
+
+            self.buffer = ReadingBuffer(buffer_path, capacity)
         self.node = Node(self.cfg, self.link, self.mqtt, self.clock, self.wall_time,
-                         self.platform, self.log)  # fmt: skip
+                         self.platform, self.log, self.buffer)  # fmt: skip
 
     def make_client(self, client_id, server, port, user, password, keepalive, tls):
         c = FakeMqttClient(self.broker, client_id, server, port, user, password, keepalive, tls)
@@ -88,6 +94,11 @@ class Harness:
         self.meter.advance(advance_s)
         self.clock.advance(advance_s * 1000)
         self.node.cycle()
+
+    def on(self, leaf):
+        """Payloads published on <base>/<node_id>/<leaf>, in order."""
+        t = self.topic(leaf)
+        return [m[1] for m in self.broker.messages if m[0] == t]
 
     def topic(self, leaf):
         return "kmp2mqtt/%s/%s" % (self.node.node_id, leaf)

@@ -89,6 +89,46 @@ def test_loop_runs_and_rearms():
     assert h.platform.feeds >= 5
 
 
+def test_outage_goes_to_history_in_order():
+    import os
+
+    try:
+        os.mkdir("/tmp")
+    except OSError:
+        pass
+    h = Harness(buffer_path="/tmp/node_buf", capacity=16)
+    h.cycle()
+    h.broker.up = False
+    read = []
+    for _ in range(20):
+        h.cycle()
+        read.append(h.node.last_state)
+    h.broker.up = True
+    h.mqtt._next_try = None
+    h.cycle()
+    h.cycle()
+    history = [json.loads(p) for p in h.on("history")]
+    assert [m["seq"] for m in history] == list(range(5, 21)), [m["seq"] for m in history]
+    assert h.buffer.dropped == 4 and h.buffer.pending() == 0
+    text = h.on("history")[0].decode()
+    assert ('"heat_energy":%s' % read[4][0]["heat_energy"]) in text
+
+
+def test_commands_and_meter_backoff():
+    h = Harness()
+    h.cycle()
+    assert h.node.on_command(b"t", b'{"interval": "15min"}') and h.node.interval == 900
+    assert not h.node.on_command(b"t", b'{"interval": 2}')
+    assert not h.node.on_command(b"t", b'{"shutdown": true}')
+    h.line.asleep = True
+    tries = 0
+    for _ in range(20):
+        before = h.line.requests
+        h.cycle()
+        tries += h.line.requests > before
+    assert tries <= 7 and h.node.no_answer_streak >= 4
+
+
 def test_probe_prints_values_and_counters():
     import probe
     from fake_clock import FakeClock

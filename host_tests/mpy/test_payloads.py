@@ -87,12 +87,14 @@ def test_state_rejects_non_decimal_text():
     assert payloads.state_payload({"n": 7}) == '{"n":7}'
 
 
-def test_history_needs_time():
+def test_history_time_or_marked_unknown():
     topic, raw = payloads.history_message(BASE, NODE, {"volume": "1.00"}, "2026-11-23T11:00:00Z")
     assert topic == "kmp2mqtt/kamstrup_67051653/history"
     assert json.loads(raw) == {"volume": 1.0, "time": "2026-11-23T11:00:00Z"}
     assert '"volume":1.00' in raw
-    assert_raises(ValueError, payloads.history_payload, {"volume": "1.00"}, None)
+    raw = payloads.history_payload({"volume": "1.00"}, None, 3, 60)
+    assert json.loads(raw) == {"volume": 1.0, "time": None, "clock": "unknown", "uptime_s": 60,
+                               "seq": 3}  # fmt: skip
 
 
 def test_status_and_diag():
