@@ -100,20 +100,5 @@ clean:
 	rm -rf build .pytest_cache .hypothesis .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -not -path './.venv/*' -not -path './node_modules/*' -prune -exec rm -rf {} +
 
-distMPREMOTE = $(BIN)/mpremote connect $(PORT)
-
-# Copy the build, boot.py, main.py and your config.json to the board, then reset it.
-flash: build
-	@test -f config.json || { echo "flash: config.json missing"; exit 1; }
-	$(MPREMOTE) cp -r build/lib : + cp -r build/firmware : + cp build/boot.py build/main.py config.json : + reset
-
-# One-shot read on the board (identity, values, link counters) to help align the IR head.
-probe: $(VENV)/.stamp
-	$(MPREMOTE) run tools/probe.py
-
-# The whole chain on this machine: embedded broker, virtual meter on a pty, the node, a live view.
-demo: $(VENV)/.stamp
-	$(BIN)/python tools/demo.py
-
-clean: clean
+distclean: clean
 	rm -rf $(VENV) node_modules typings

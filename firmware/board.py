@@ -1,5 +1,9 @@
-# ESP32 wiring: the only place that creates hardware (UART, WLAN, watchdog, timer) and hands it
-# down to the node. Runs from main.py on the device.
+# ESP32 wiring: the only place that creates hardware (UART, WLAN, RTC, watchdog, timer) and
+# hands it down to the node. Runs from main.py on the device.
+#
+# Two modes: mains (always on, Wi-Fi connected, a timer loop) and battery (config
+# battery.deep_sleep: one wake per reading, then machine.deepsleep). Both count crashes in RTC
+# memory; several in a row and the node stays in the REPL (safe mode) instead of a crash loop.
 
 import gc
 import sys
@@ -11,8 +15,8 @@ import network
 _SAFE_PIN = 0  # the BOOT button on most ESP32 boards: hold it at reset to stay in the REPL
 _SAFE_WINDOW_MS = 3000
 _WIFI_DEADLINE_MS = 20000
-_WDT_MS = 90000  # backstop only: longer than the worst bounded cycle (link and MQTT deadlines)
-_BOOTS_FILE = "boots.txt"
+_WDT_MS = 90000  # mains: a backstop, longer than the worst bounded cycle (link, MQTT deadlines)
+_SAFE_MODE_CRASHES = 3
 
 
 def log(text):
@@ -37,26 +41,19 @@ def safe_start():
     return True
 
 
-def count_boot():
-    try:
-        with open(_BOOTS_FILE) as f:
-            boots = int(f.read()) + 1
-    except (OSError, ValueError):
-        boots = 1
-    try:
-        with open(_BOOTS_FILE, "w") as f:
-            f.write(str(boots))
-    except OSError:
-        pass
-    return boots
-
-
 class Esp32Platform:
-    def __init__(self, wlan, wdt, wifi_cfg, boots):
+    """Board facts and the radio, for the node (mains) and a wake (battery)."""
+
+    def __init__(self, wlan, wdt, cfg, boots):
         self.wlan = wlan
         self.wdt = wdt
-        self.wifi = wifi_cfg
+        self.wifi = cfg["wifi"]
+        self.battery = cfg["battery"]
         self.boots = boots
+        self.clock = time
+        self.wall_time = time.time
+        pin = self.battery["stay_awake_pin"]
+        self._pin = None if pin is None else machine.Pin(pin, machine.Pin.IN, machine.Pin.PULL_UP)
 
     def rssi(self):
         try:
@@ -71,7 +68,7 @@ class Esp32Platform:
         self.wdt.feed()
 
     def network_up(self):
-        """True when Wi-Fi is connected; otherwise start a reconnect (non-blocking)."""
+        """Mains: True when Wi-Fi is connected; otherwise start a reconnect (non-blocking)."""
         if self.wlan.isconnected():
             return True
         try:
@@ -79,6 +76,52 @@ class Esp32Platform:
         except OSError:
             pass
         return False
+
+    def stay_awake_pin(self):
+        return self._pin is not None and self._pin.value() == 0
+
+    def wifi_connect(self, state, deadline):
+        """Battery: connect before the ticks deadline, with the BSSID and channel cached in RTC
+        memory (no scan) and a static IP when configured (no DHCP): BATTERY.md 4.5."""
+        wlan = self.wlan
+        wlan.active(True)
+        b = self.battery
+        if b["ip"]:
+            wlan.ifconfig((b["ip"], b["netmask"], b["gateway"], b["dns"] or b["gateway"]))
+        if state.bssid is None:
+            self._scan(state)
+        try:
+            if state.bssid is not None:
+                wlan.connect(self.wifi["ssid"], self.wifi["password"], bssid=state.bssid)
+            else:
+                wlan.connect(self.wifi["ssid"], self.wifi["password"])
+        except OSError as e:
+            log("wifi: %s" % e)
+            return False
+        while not wlan.isconnected():
+            if time.ticks_diff(deadline, time.ticks_ms()) <= 0:
+                state.forget_network()  # the AP may have moved: scan next time
+                return False
+            time.sleep_ms(20)
+        return True
+
+    def _scan(self, state):
+        try:
+            best = None
+            for ssid, bssid, channel, rssi, _, _ in self.wlan.scan():
+                if ssid.decode() == self.wifi["ssid"] and (best is None or rssi > best[2]):
+                    best = (bssid, channel, rssi)
+            if best is not None:
+                state.bssid, state.channel = bytes(best[0]), best[1]
+        except (OSError, UnicodeError):
+            pass
+
+    def wifi_off(self):
+        try:
+            self.wlan.disconnect()
+        except OSError:
+            pass
+        self.wlan.active(False)
 
 
 class TimerTicker:
@@ -128,46 +171,92 @@ def set_clock():
         return False
 
 
+def _node(cfg, uart, mqtt, platform):
+    from buffer import ReadingBuffer
+    from kmp.link import MeterLink
+    from node import Node
+
+    m = cfg["meter"]
+    link = MeterLink(uart, m["address"], timeout_ms=m["timeout_ms"], retries=m["retries"],
+                     clock=time)  # fmt: skip
+    buffer = ReadingBuffer("/" + cfg["buffer"]["path"].strip("/"), cfg["buffer"]["capacity"])
+    return Node(cfg, link, mqtt, time, time.time, platform, log, buffer)
+
+
 def main():
     import config
+    from rtcstate import RtcState
 
     try:
         cfg = config.load("config.json", target="esp32")
     except config.ConfigError as e:
         log("config.json is not valid; fix it with mpremote:\n%s" % e)
         return
-    if not safe_start():
+    del sys.modules["config"]  # ~18 KB of validator the loop does not need (a command reloads it)
+    rtc = machine.RTC()
+    state = RtcState.load(rtc.memory)
+    woke = machine.reset_cause() == machine.DEEPSLEEP_RESET
+    if state.crashes >= _SAFE_MODE_CRASHES:
+        log("safe mode: %d crashes in a row; staying in the REPL (reset to try again)"
+            % state.crashes)  # fmt: skip
+        state.crashes = 0
+        state.save(rtc.memory)
         return
-    boots = count_boot()
-    wdt = machine.WDT(timeout=_WDT_MS)
+    if not woke and not safe_start():
+        return
+    if not woke:
+        state.boots += 1
+    state.crashes += 1  # cleared once this run has done a good cycle
+    state.save(rtc.memory)
+    battery = cfg["battery"]["deep_sleep"]
+    wdt = machine.WDT(
+        timeout=(cfg["battery"]["wake_deadline_s"] + 15) * 1000 if battery else _WDT_MS
+    )
     m = cfg["meter"]
     uart = machine.UART(m["uart"], baudrate=1200, bits=8, parity=None, stop=2,
                         rx=m["rx_pin"], tx=m["tx_pin"], timeout=0, rxbuf=512)  # fmt: skip
     wlan = network.WLAN(network.STA_IF)
-    if connect_wifi(wlan, cfg["wifi"]):
-        set_clock()
-    else:
-        log("wifi: not connected yet; reading anyway, retrying in the loop")
-    wdt.feed()
-
-    import loop
-    from buffer import ReadingBuffer
-    from kmp.link import MeterLink
+    platform = Esp32Platform(wlan, wdt, cfg, state.boots)
     from mqttlink import MqttLink
-    from node import Node
 
-    link = MeterLink(uart, m["address"], timeout_ms=m["timeout_ms"], retries=m["retries"],
-                     clock=time)  # fmt: skip
     mqtt = MqttLink(make_client, cfg, time, log)
-    platform = Esp32Platform(wlan, wdt, cfg["wifi"], boots)
-    buffer = ReadingBuffer("/" + cfg["buffer"]["path"].strip("/"), cfg["buffer"]["capacity"])
-    node = Node(cfg, link, mqtt, time, time.time, platform, log, buffer)
+    node = _node(cfg, uart, mqtt, platform)
     gc.collect()
     try:
-        loop.run(node, TimerTicker(machine.Timer(0)), loop.Flag(), platform)
+        if battery:
+            import wake
+
+            sleep_ms = wake.run(node, state, platform, log)
+            state.crashes = 0
+            state.save(rtc.memory)
+            if sleep_ms is not None:
+                machine.deepsleep(sleep_ms)  # the wake ends here; the next one starts at reset
+            log("staying awake (command or pin): mains loop until told otherwise")
+        run_mains(node, wlan, platform, state, rtc)
     except KeyboardInterrupt:
         log("stopped: REPL")
     except Exception as e:
         sys.print_exception(e)
         time.sleep_ms(5000)
         machine.reset()
+
+
+def run_mains(node, wlan, platform, state, rtc):
+    import loop
+
+    if connect_wifi(wlan, node.cfg["wifi"]):
+        set_clock()
+    else:
+        log("wifi: not connected yet; reading anyway, retrying in the loop")
+    platform.feed()
+
+    def first_cycle_done():
+        state.crashes = 0
+        state.save(rtc.memory)
+
+    battery = node.cfg["battery"]["deep_sleep"]
+    loop.run(node, TimerTicker(machine.Timer(0)), loop.Flag(), platform,
+             after_first=first_cycle_done,
+             should_stop=(lambda: not node.stay_awake) if battery else None)  # fmt: skip
+    if battery:
+        machine.reset()  # stay_awake cleared: back to waking and sleeping

@@ -20,11 +20,12 @@ class Flag:
         return up
 
 
-def run(node, ticker, flag, platform, should_stop=None, max_cycles=None):
+def run(node, ticker, flag, platform, should_stop=None, max_cycles=None, after_first=None):
     """Run the node until should_stop() is true (or max_cycles cycles, for tests).
 
     ticker.arm(ms, callback) starts a one-shot timer (machine.Timer on the ESP32); it is re-armed
     after every cycle, so align (reads at wall-clock multiples) stays exact across drifts.
+    after_first() runs once the first cycle is done (the board clears its crash counter).
     """
     align = node.cfg["align"]
     flag.set()  # first read at once
@@ -35,6 +36,8 @@ def run(node, ticker, flag, platform, should_stop=None, max_cycles=None):
         if flag.take() or node.read_requested:
             node.cycle()
             cycles += 1
+            if cycles == 1 and after_first is not None:
+                after_first()
             if max_cycles is not None and cycles >= max_cycles:
                 break
             # node.interval: the configured one, or what an {"interval": ...} command set

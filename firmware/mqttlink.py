@@ -28,6 +28,7 @@ class MqttLink:
         self.last_error = None
         self.status_topic = None
         self.subscriptions = ()
+        self.timeout_s = 10  # socket deadline for connect and QoS 1 acks (a wake may lower it)
 
     def configure(self, status_topic, subscriptions=()):
         self.status_topic = status_topic
@@ -39,7 +40,7 @@ class MqttLink:
             return True
         return self._clock.ticks_diff(self._clock.ticks_ms(), self._next_try) >= 0
 
-    def connect(self, client_id, timeout_s=10):
+    def connect(self, client_id):
         """One connection attempt, honouring the backoff; True when connected."""
         if self.connected:
             return True
@@ -59,7 +60,7 @@ class MqttLink:
             if self.on_message is not None:
                 client.set_callback(self.on_message)
             client.set_last_will(self.status_topic, b"offline", True, 1)
-            client.connect(True, timeout_s)
+            client.connect(True, self.timeout_s)
             client.publish(self.status_topic, b"online", True, 1)
             for topic in self.subscriptions:
                 client.subscribe(topic, 1)

@@ -16,9 +16,9 @@ except ImportError:  # CPython
 
 
 MAGIC = b"KRTC"
-VERSION = 1
+VERSION = 2
 SLOTS = 8  # totals the guard state is kept for
-SIZE = 268  # bytes, CRC included
+SIZE = 296  # bytes, CRC included
 
 # Fixed part, offsets 0..71 (see docs/storage.md).
 _HEAD_FMT = "<4sBBHIIIHHHHIIBBBB6s4s4s4s4sHII"
@@ -27,7 +27,13 @@ _HEAD = const(72)
 # mantissa i64, pending-lower exponent i8, pending-lower count u8, slot flags u8.
 _SLOT_FMT = "<IqbqbBB"
 _SLOT = const(24)
-_CRC_AT = const(264)  # _HEAD + SLOTS * _SLOT
+# Node block after the guard slots, 28 bytes: meter serial u32, meter type u16, software
+# revision text 6s, units hash u32, interval s u32, reads to skip u16, network retry at
+# (elapsed_s) u32, reserved u16. Kept so a wake needs no GetType/GetSerialNo (the meter's
+# battery) and re-announces discovery only when the units change.
+_NODE_FMT = "<IH6sIIHIH"
+_NODE_AT = const(264)  # _HEAD + SLOTS * _SLOT
+_CRC_AT = const(292)  # _NODE_AT + 28
 
 # flags (offset 36)
 _F_DISCOVERY = const(1)
@@ -116,6 +122,15 @@ class RtcState:
         self.guard_held = 0
         self.guard_replacements = 0
         self.totals = []
+        # Node block: the meter's identity (serial 0 = unknown), what discovery was announced
+        # for, the interval (a cmd may have changed it), meter and network backoff.
+        self.serial = 0
+        self.meter_type = 0
+        self.sw_revision = ""
+        self.units_hash = 0
+        self.interval_s = 0  # 0: the configured one
+        self.skip_reads = 0
+        self.net_retry_at = 0  # elapsed_s before which no Wi-Fi is tried (0: now)
 
     # -- bytes ---------------------------------------------------------------------------------
 
@@ -188,6 +203,15 @@ class RtcState:
                 _SLOT_FMT, buf, _HEAD + i * _SLOT, _uint(h, 32, "id hash"), lm, le, pm, pe, pc,
                 sflags,
             )  # fmt: skip
+        sw = self.sw_revision.encode()
+        if len(sw) > 6:
+            raise ValueError("sw_revision longer than 6 bytes: %r" % self.sw_revision)
+        struct.pack_into(
+            _NODE_FMT, buf, _NODE_AT, _uint(self.serial, 32, "serial"),
+            _uint(self.meter_type, 16, "meter_type"), sw, _uint(self.units_hash, 32, "units_hash"),
+            _uint(self.interval_s, 32, "interval_s"), _sat(self.skip_reads, 16),
+            _uint(self.net_retry_at, 32, "net_retry_at"), 0,
+        )  # fmt: skip
         struct.pack_into("<I", buf, _CRC_AT, crc32(memoryview(buf)[:_CRC_AT]))
         return bytes(buf)
 
@@ -225,6 +249,10 @@ class RtcState:
             last = (lm, le) if sflags & _S_LAST else None
             lower = (pm, pe, pc) if sflags & _S_LOWER else None
             s.totals.append((h, last, lower))
+        n = struct.unpack_from(_NODE_FMT, data, _NODE_AT)
+        s.serial, s.meter_type = n[0], n[1]
+        s.sw_revision = bytes(n[2]).rstrip(b"\0").decode()
+        s.units_hash, s.interval_s, s.skip_reads, s.net_retry_at = n[3], n[4], n[5], n[6]
         return s
 
     @classmethod

@@ -40,12 +40,20 @@ def full_state():
         (id_hash("heat_energy"), (123456, 0), (120000, 0, 2)),
         (id_hash("volume"), (5, -2), None),
     ]
+    s.serial = 67051653
+    s.meter_type = 0x0403
+    s.sw_revision = "K6"
+    s.units_hash = 0xDEADBEEF
+    s.interval_s = 900
+    s.skip_reads = 4
+    s.net_retry_at = 7200
     return s
 
 
 FIELDS = ("boots wakes elapsed_s wake_failures no_answers crashes buffered next_wake backoff_s "
           "discovery_published stay_awake bssid channel ip netmask gateway dns guard_held "
-          "guard_replacements totals").split()  # fmt: skip
+          "guard_replacements totals serial meter_type sw_revision units_hash interval_s "
+          "skip_reads net_retry_at").split()  # fmt: skip
 
 
 def same(a, b):
@@ -62,16 +70,16 @@ def with_crc(data):
 
 
 def test_size_well_under_rtc_memory():
-    assert SIZE == len(RtcState().pack()) == 268
+    assert SIZE == len(RtcState().pack()) == 296
     assert SIZE <= 2048 // 4
     assert struct.calcsize(rtcstate._HEAD_FMT) == rtcstate._HEAD == 72
     assert struct.calcsize(rtcstate._SLOT_FMT) == rtcstate._SLOT == 24
-    assert rtcstate._HEAD + SLOTS * rtcstate._SLOT + 4 == SIZE
+    assert rtcstate._HEAD + SLOTS * rtcstate._SLOT + 28 + 4 == SIZE
 
 
 def test_fields_sit_at_the_documented_offsets():
     d = full_state().pack()
-    assert d[0:4] == b"KRTC" and d[4] == 1 and d[5] == SLOTS
+    assert d[0:4] == b"KRTC" and d[4] == 2 and d[5] == SLOTS
     assert struct.unpack_from("<H", d, 6)[0] == SIZE
     assert struct.unpack_from("<IIIHHHHII", d, 8) == (7, 123456, 259200, 2, 1, 3, 42,
                                                       1_767_225_600, 900)  # fmt: skip
@@ -88,7 +96,9 @@ def test_fields_sit_at_the_documented_offsets():
                                                      0, 2, 3)  # fmt: skip
     assert struct.unpack_from("<IqbqbBB", d, 96) == (id_hash("volume"), 5, -2, 0, 0, 0, 1)
     assert d[120:264] == bytes(144)  # unused slots are zero
-    assert struct.unpack_from("<I", d, 264)[0] == crc32(d[:264])
+    assert struct.unpack_from("<IH6sIIHIH", d, 264) == (67051653, 0x0403, b"K6\0\0\0\0",
+                                                        0xDEADBEEF, 900, 4, 7200, 0)  # fmt: skip
+    assert struct.unpack_from("<I", d, 292)[0] == crc32(d[:292])
 
 
 # -- round trips -------------------------------------------------------------------------------
@@ -256,9 +266,19 @@ def test_short_data_is_rejected():
     assert RtcState.unpack(None) is None
 
 
+def test_node_block_round_trip():
+    s = full_state()
+    t = RtcState.unpack(s.pack())
+    assert (t.serial, t.meter_type, t.sw_revision, t.units_hash, t.interval_s, t.skip_reads,
+            t.net_retry_at) == (67051653, 0x0403, "K6", 0xDEADBEEF, 900, 4, 7200)  # fmt: skip
+    s.sw_revision = "TOOLONG"
+    with pytest.raises(ValueError):
+        s.pack()
+
+
 def test_wrong_version_rejected_even_with_a_valid_crc():
     bad = bytearray(full_state().pack())
-    bad[4] = 2
+    bad[4] = 1  # the previous layout
     assert RtcState.unpack(with_crc(bad)) is None
 
 

@@ -10,6 +10,7 @@ class FakeBroker:
         self.wills = []  # last wills published because a client vanished
         self.clients = []
         self.connects = 0
+        self.hang_clock = None  # a FakeClock: connect() then hangs until its timeout
 
     def deliver(self, topic, payload, retain=False):
         """A message from elsewhere (e.g. a retained command)."""
@@ -49,6 +50,9 @@ class FakeMqttClient:
         self.will = (_s(topic), _b(msg), retain, qos)
 
     def connect(self, clean_session=True, timeout=None):
+        if self.broker.hang_clock is not None:
+            self.broker.hang_clock.sleep_ms(int((timeout or 30) * 1000))
+            raise OSError(110, "ETIMEDOUT")
         if not self.broker.up:
             raise OSError(111, "ECONNREFUSED")
         self.connected = True

@@ -50,7 +50,7 @@ def same(a, b):
 
 def test_round_trip_and_size():
     d = full_state().pack()
-    assert len(d) == SIZE == 268 and SIZE <= 2048
+    assert len(d) == SIZE == 296 and SIZE <= 2048
     s = RtcState.unpack(d)
     assert s is not None and not s.fresh and same(s, full_state())
     assert same(RtcState.unpack(RtcState().pack()), RtcState())
@@ -58,14 +58,14 @@ def test_round_trip_and_size():
 
 def test_documented_offsets():
     d = full_state().pack()
-    assert d[0:4] == b"KRTC" and d[4] == 1 and d[5] == SLOTS
+    assert d[0:4] == b"KRTC" and d[4] == 2 and d[5] == SLOTS
     assert struct.unpack_from("<IIIHHHHII", d, 8) == (7, 123456, 259200, 2, 1, 3, 42,
                                                       1767225600, 900)  # fmt: skip
     assert d[36] == 3 and d[37] == 7 and d[38] == 11 and d[39] == 2
     assert d[40:46] == b"\xa4\x2b\xb0\x11\x22\x33"
     assert struct.unpack_from("<II", d, 64) == (5, 1)
     assert struct.unpack_from("<IqbqbBB", d, 72)[1:] == (123456, 0, 120000, 0, 2, 3)
-    assert struct.unpack_from("<I", d, 264)[0] == crc32(d[:264])
+    assert struct.unpack_from("<I", d, 292)[0] == crc32(d[:292])
 
 
 def test_boundaries_round_trip():
@@ -118,7 +118,7 @@ def test_foreign_version_short_rejected():
     good = full_state().pack()
     for n in (0, 1, 8, 71, SIZE - 1):
         assert RtcState.unpack(good[:n]) is None
-    for offset, value in ((4, 2), (0, 0x4A), (5, SLOTS + 1), (39, SLOTS + 1)):
+    for offset, value in ((4, 1), (0, 0x4A), (5, SLOTS + 1), (39, SLOTS + 1)):
         bad = bytearray(good)
         bad[offset] = value
         struct.pack_into("<I", bad, SIZE - 4, crc32(bytes(bad[: SIZE - 4])))

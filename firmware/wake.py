@@ -1,0 +1,142 @@
+# One wake of a battery node (config battery.deep_sleep): read the meter with Wi-Fi still off,
+# then connect Wi-Fi with what RTC memory cached, publish, disconnect cleanly (no last will on a
+# planned sleep) and say how long to deep sleep. The whole wake has a deadline; a reading that
+# cannot be published stays in the flash buffer and Wi-Fi is retried with backoff.
+# BATTERY.md 4.2-4.6 has the numbers behind this order.
+
+from timefmt import seconds_to_next
+
+# Retained commands arrive right after SUBSCRIBE; this is how long a wake listens for them.
+_CMD_LISTEN_MS = 300
+_MIN_SLEEP_MS = 1000
+
+
+def units_hash(units):
+    """A 32-bit fingerprint of the units the meter reported ({id: (code, exponent)}), so a wake
+    re-announces discovery only when they change."""
+    h = 5381
+    for key in sorted(units):
+        code, exponent = units[key]
+        for b in key.encode() + bytes((code & 0xFF, exponent & 0xFF)):
+            h = ((h * 33) ^ b) & 0xFFFFFFFF
+    return h
+
+
+def totals_ids(node):
+    from kmp import registers
+
+    return [s[0] for s in node.sensors if s[3] == registers.TOTAL]
+
+
+def restore(node, state):
+    """Carry what the node learned before the sleep into the fresh node of this wake."""
+    node.uptime_base_s = state.elapsed_s
+    state.to_guard(node.guard, totals_ids(node))
+    if state.serial:
+        node.set_identity(state.meter_type, state.sw_revision or None, state.serial)
+    if state.interval_s:
+        node.interval = state.interval_s
+    node.skip_reads = state.skip_reads
+    node.no_answer_streak = state.no_answers
+    if state.no_answers:
+        node.meter_reachable = False  # still, until a read says otherwise
+    node.stay_awake = state.stay_awake
+
+
+def remember(node, state):
+    """What the next wake needs, into the RTC state (saved by the caller)."""
+    state.from_guard(node.guard, totals_ids(node))
+    if node.serial is not None:
+        state.serial = node.serial
+        state.meter_type = node.meter_type
+        state.sw_revision = node.sw_revision or ""
+    state.interval_s = node.interval if node.interval != node.cfg["update_interval"] else 0
+    state.skip_reads = node.skip_reads
+    state.no_answers = node.no_answer_streak
+    state.stay_awake = node.stay_awake
+    if node.buffer is not None:
+        state.buffered = node.buffer.pending()
+
+
+def run(node, state, hw, log=print):
+    """One wake. hw: the board (clock, wall_time(), wifi_connect(state, deadline_ms),
+    wifi_off(), stay_awake_pin(), feed()). Returns milliseconds to deep sleep, or None when the
+    node must stay awake (a stay_awake command or the maintenance pin)."""
+    cfg = node.cfg
+    battery = cfg["battery"]
+    clock = hw.clock
+    t0 = clock.ticks_ms()
+    deadline = clock.ticks_add(t0, battery["wake_deadline_s"] * 1000)
+    if not state.fresh:
+        state.wakes += 1
+    restore(node, state)
+    known_hash = state.units_hash if state.discovery_published else None
+
+    # 1. The meter first, radio off: the serial exchange runs at CPU-only current.
+    node.cycles += 1
+    try:
+        node.take_reading()
+    except Exception as e:  # MemoryError included: count it, keep going to the sleep
+        node._error("wake read: %s: %s" % (type(e).__name__, e))
+    if known_hash is not None and node.units and units_hash(node.units) == known_hash:
+        node.discovery_sent = True  # announced on an earlier wake, nothing changed since
+
+    # 2. The network, unless backing off after failed wakes.
+    published = False
+    elapsed = state.elapsed_s + clock.ticks_diff(clock.ticks_ms(), t0) // 1000
+    if elapsed >= state.net_retry_at:
+        hw.feed()
+        if hw.wifi_connect(state, deadline):
+            left_s = clock.ticks_diff(deadline, clock.ticks_ms()) // 1000
+            node.mqtt.timeout_s = max(1, min(10, left_s))
+            try:
+                published = node.publish()
+                if published:
+                    _listen_for_commands(node, clock, deadline)
+            except Exception as e:
+                node._error("wake publish: %s: %s" % (type(e).__name__, e))
+            node.mqtt.close()  # clean DISCONNECT: a planned sleep is not a failure
+        else:
+            node._error("wifi: not connected within the wake deadline")
+        hw.wifi_off()
+    if node.pending is not None:
+        node.keep(node.pending)  # not published: it waits in the flash buffer
+        node.pending = None
+
+    # 3. Backoff for the radio after a failed wake; the meter is still read on schedule.
+    if published:
+        state.wake_failures = 0
+        state.backoff_s = 0
+        state.net_retry_at = 0
+        state.discovery_published = node.discovery_sent
+        state.units_hash = units_hash(node.units) if node.discovery_sent else 0
+    elif elapsed >= state.net_retry_at:
+        state.wake_failures += 1
+        state.backoff_s = min(battery["max_backoff_s"], max(node.interval, state.backoff_s * 2))
+        state.net_retry_at = elapsed + state.backoff_s
+    remember(node, state)
+
+    # 4. Sleep until the next slot, counting this wake's time against the interval.
+    awake_ms = clock.ticks_diff(clock.ticks_ms(), t0)
+    node.last_cycle_ms = awake_ms
+    if node.stay_awake or hw.stay_awake_pin():
+        state.elapsed_s += awake_ms // 1000
+        return None
+    if cfg["align"]:
+        sleep_ms = seconds_to_next(hw.wall_time(), node.interval, True) * 1000
+    else:
+        sleep_ms = node.interval * 1000 - awake_ms
+    sleep_ms = max(_MIN_SLEEP_MS, sleep_ms)
+    state.elapsed_s += (awake_ms + sleep_ms) // 1000
+    log("wake: %d ms awake, published=%s, sleeping %d s" % (awake_ms, published, sleep_ms // 1000))
+    return sleep_ms
+
+
+def _listen_for_commands(node, clock, deadline):
+    """A retained command (e.g. {"stay_awake": true}) comes right after SUBSCRIBE."""
+    until = clock.ticks_add(clock.ticks_ms(), _CMD_LISTEN_MS)
+    if clock.ticks_diff(deadline, until) < 0:
+        until = deadline
+    while clock.ticks_diff(until, clock.ticks_ms()) > 0 and node.mqtt.connected:
+        node.mqtt.poll()
+        clock.sleep_ms(20)

@@ -1,0 +1,122 @@
+# A battery node's world across deep sleeps, for CPython and MicroPython tests: what survives a
+# sleep (RTC memory bytes, the flash buffer, the meter, the broker, time) lives here; every wake
+# builds a fresh node, link and MQTT session, as a real reset does.
+
+import config
+import wake
+from buffer import ReadingBuffer
+from fake_clock import FakeClock
+from fake_mqtt import FakeBroker, FakeMqttClient
+from fake_uart import FakeUart
+from kmp.link import MeterLink
+from mqttlink import MqttLink
+from node import Node
+from rtcstate import RtcState
+from virtual_meter import FaultyLine, VirtualMeter
+
+EPOCH_2026 = 1795435200
+
+BATTERY_CONFIG = {
+    "wifi": {"ssid": "home", "password": "secret"},
+    "mqtt": {"host": "192.168.1.2"},
+    "update_interval": "15min",
+    "sensors": {"heat_energy": {}, "volume": {}, "power": {}, "flow": {}},
+    "battery": {"deep_sleep": True, "wake_deadline_s": 20},
+    "buffer": {"capacity": 32, "path": "buffer"},
+}
+
+
+class FakeHw:
+    """The board as a wake sees it: Wi-Fi (fast with a cached BSSID, slow with a scan, or never),
+    the maintenance pin, the watchdog."""
+
+    def __init__(self, clock, wall_time):
+        self.clock = clock
+        self.wall_time = wall_time
+        self.wifi = "ok"  # "ok" or "never"
+        self.network = False
+        self.pin = False
+        self.connects = []  # (cached, ms) per attempt
+        self.boots = 1
+        self.feeds = 0
+
+    def wifi_connect(self, state, deadline):
+        t0 = self.clock.ticks_ms()
+        if self.wifi == "never":
+            self.clock.sleep_ms(max(0, self.clock.ticks_diff(deadline, t0)))
+            self.connects.append((state.bssid is not None, self.clock.ticks_ms() - t0))
+            return False
+        cached = state.bssid is not None
+        self.clock.sleep_ms(300 if cached else 1500)  # a scan costs; BSSID+channel do not
+        state.bssid, state.channel = b"\x02\x11\x22\x33\x44\x55", 6
+        self.connects.append((cached, self.clock.ticks_ms() - t0))
+        self.network = True
+        return True
+
+    def wifi_off(self):
+        self.network = False
+
+    def network_up(self):
+        return self.network
+
+    def stay_awake_pin(self):
+        return self.pin
+
+    def feed(self):
+        self.feeds += 1
+
+    def rssi(self):
+        return -70 if self.network else None
+
+    def free_heap(self):
+        return None
+
+
+class World:
+    def __init__(self, buffer_path, cfg=None, seed=1, **line_kw):
+        raw = dict(BATTERY_CONFIG)
+        raw.update(cfg or {})
+        self.cfg = config.validate(raw, target="esp32")
+        self.clock = FakeClock()
+        self.meter = VirtualMeter(seed=seed)
+        self.line = FaultyLine(self.meter, seed=seed, **line_kw)
+        self.broker = FakeBroker()
+        self.hw = FakeHw(self.clock, self.wall_time)
+        self.rtc = b""
+        self.buffer_path = buffer_path
+        self.logs = []
+        self.awake_ms = []
+
+    def wall_time(self):
+        return EPOCH_2026 + self.clock.now // 1000
+
+    def log(self, text):
+        self.logs.append(text)
+        if len(self.logs) > 100:
+            self.logs.pop(0)
+
+    def _set_rtc(self, data):
+        self.rtc = bytes(data)
+
+    def make_client(self, client_id, server, port, user, password, keepalive, tls):
+        return FakeMqttClient(self.broker, client_id, server, port, user, password, keepalive, tls)
+
+    def wake(self):
+        """One wake from reset to deep sleep; returns (sleep ms or None, the node)."""
+        link = MeterLink(FakeUart(self.clock, self.line, byte_ms=9.17), clock=self.clock)
+        mqtt = MqttLink(self.make_client, self.cfg, self.clock, self.log)
+        buffer = ReadingBuffer(self.buffer_path, self.cfg["buffer"]["capacity"])
+        node = Node(self.cfg, link, mqtt, self.clock, self.wall_time, self.hw, self.log, buffer)
+        state = RtcState.load(lambda: self.rtc)
+        t0 = self.clock.now
+        ms = wake.run(node, state, self.hw, self.log)
+        state.save(self._set_rtc)
+        self.awake_ms.append(self.clock.now - t0)
+        if ms is not None:  # machine.deepsleep(ms): time passes, the meter goes on
+            self.clock.advance(ms)
+            self.meter.advance_ms(ms + self.awake_ms[-1])
+        return ms, node
+
+    def on(self, leaf, node_id="kamstrup_67051653"):
+        t = "kmp2mqtt/%s/%s" % (node_id, leaf)
+        return [m[1] for m in self.broker.messages if m[0] == t]

@@ -1,0 +1,110 @@
+# firmware/board.py (the ESP32 wiring) under real MicroPython 1.29, on fake machine, network,
+# ntptime and umqtt modules: the UART it makes, mains mode, a battery wake into deep sleep, and
+# safe mode after repeated crashes.
+
+import json
+import os
+import sys
+
+sys.path.insert(0, "host_tests/fakes_esp32")
+
+import machine
+import network
+from umqtt import simple
+
+from mptest import run
+from virtual_meter import FaultyLine, VirtualMeter
+
+CONFIG = {
+    "wifi": {"ssid": "home", "password": "pw"},
+    "mqtt": {"host": "192.168.1.2", "user": "node", "password": "s3cret"},
+    "update_interval": 60,
+    "sensors": {"heat_energy": {}, "volume": {}},
+    "buffer": {"capacity": 16, "path": "tmp/board_buf"},
+}
+
+
+def _setup(cfg, reset_cause=machine.PWRON_RESET):
+    for d in ("/tmp", "/tmp/board_buf"):
+        try:
+            os.mkdir(d)
+        except OSError:
+            pass
+    with open("config.json", "w") as f:
+        json.dump(cfg, f)
+    machine.LINE = FaultyLine(VirtualMeter(seed=4), seed=4, echo=True)
+    machine.RESET_CAUSE = reset_cause
+    machine.UARTS.clear()
+    machine._arms[0] = 0
+    simple.BROKER.messages.clear()
+    sys.modules.pop("config", None)
+    import board
+
+    return board
+
+
+def _main(board):
+    try:
+        board.main()
+    except machine.Stop:
+        return "stopped"
+    except machine.DeepSleep as e:
+        return e.ms
+    return "returned"
+
+
+def test_mains_mode_reads_and_publishes():
+    machine.RTC_MEMORY = b""
+    board = _setup(CONFIG)
+    board.safe_start = lambda: True  # no 3 s window in tests
+    assert _main(board) == "stopped"
+    uart_id, kw = machine.UARTS[0]
+    assert uart_id == 1 and kw["baudrate"] == 1200 and kw["bits"] == 8
+    assert kw["parity"] is None and kw["stop"] == 2 and kw["rx"] == 13 and kw["tx"] == 15
+    topics = [m[0] for m in simple.BROKER.messages]
+    assert "kmp2mqtt/kamstrup_67051653/state" in topics
+    client = simple.MADE[-1]
+    assert client.user == "node" and client.password == "s3cret" and client.server == "192.168.1.2"
+    from rtcstate import RtcState
+
+    assert RtcState.unpack(machine.RTC_MEMORY).crashes == 0  # cleared after the first cycle
+
+
+def test_battery_wake_reads_publishes_and_deep_sleeps():
+    machine.RTC_MEMORY = b""
+    cfg = dict(CONFIG)
+    cfg["update_interval"] = "15min"
+    cfg["battery"] = {"deep_sleep": True, "wake_deadline_s": 20}
+    board = _setup(cfg, machine.DEEPSLEEP_RESET)
+    network.CONNECTS.clear()
+    ms = _main(board)
+    assert isinstance(ms, int) and 880000 < ms <= 900000, ms
+    assert machine.WDTS[-1] == 35000  # wake deadline + margin
+    assert network.CONNECTS[-1]["bssid"] == b"\x02\x11\x22\x33\x44\x55"  # scanned, cached
+    state = json.loads(simple.BROKER.last("kmp2mqtt/kamstrup_67051653/state"))
+    assert state["heat_energy"] is not None
+    assert simple.BROKER.wills == []
+    from rtcstate import RtcState
+
+    st = RtcState.unpack(machine.RTC_MEMORY)
+    assert st.serial == 67051653 and st.crashes == 0 and st.bssid is not None
+
+
+def test_safe_mode_after_repeated_crashes():
+    from rtcstate import RtcState
+
+    st = RtcState()
+    st.crashes = 3
+    machine.RTC_MEMORY = st.pack()
+    board = _setup(CONFIG)
+    assert _main(board) == "returned"  # the REPL, no crash loop
+    assert machine.UARTS == []
+    assert RtcState.unpack(machine.RTC_MEMORY).crashes == 0  # a reset tries again
+
+
+def test_bad_config_stays_in_the_repl():
+    board = _setup({"mqtt": {"host": ""}})
+    assert _main(board) == "returned"
+
+
+run(globals(), "board")

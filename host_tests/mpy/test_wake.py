@@ -1,0 +1,61 @@
+# Battery mode under real MicroPython 1.29: full deep-sleep cycles with a fake board; RTC memory
+# bytes and the flash buffer (MEMFS) survive, every wake is a fresh node.
+
+import json
+import os
+
+from mptest import run
+from rtcstate import RtcState
+from sleep_world import World
+
+
+def _dir(name):
+    try:
+        os.mkdir("/tmp")
+    except OSError:
+        pass
+    return "/tmp/" + name
+
+
+def test_cycle_identity_once_guard_and_sleep():
+    w = World(_dir("wake1"))
+    sleeps = [w.wake()[0] for _ in range(3)]
+    assert w.line.requests == 3 + 2
+    for ms, awake in zip(sleeps, w.awake_ms):
+        assert ms + awake == 900000
+    w.meter._energy //= 2
+    w.wake()
+    assert json.loads(w.on("state")[-1])["heat_energy"] is None
+    assert RtcState.unpack(w.rtc).guard_held == 1
+    assert w.broker.wills == []
+
+
+def test_outage_buffer_and_deadlines():
+    w = World(_dir("wake2"))
+    w.wake()
+    w.broker.up = False
+    for _ in range(4):
+        w.wake()
+    w.broker.up = True
+    for _ in range(8):
+        w.wake()
+    seqs = [json.loads(p)["seq"] for p in w.on("history")]
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= 4, seqs
+    w.hw.wifi = "never"
+    ms, _ = w.wake()
+    assert ms is not None and w.awake_ms[-1] <= 20100
+    w.hw.wifi = "ok"
+    w.broker.hang_clock = w.clock
+    ms, _ = w.wake()
+    assert ms is not None and w.awake_ms[-1] <= 21000
+
+
+def test_stay_awake_command():
+    w = World(_dir("wake3"))
+    w.wake()
+    w.broker.retained["kmp2mqtt/kamstrup_67051653/cmd"] = b'{"stay_awake": true}'
+    ms, node = w.wake()
+    assert ms is None and node.stay_awake
+
+
+run(globals(), "wake")

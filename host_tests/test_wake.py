@@ -1,0 +1,147 @@
+# Battery mode: full deep-sleep cycles with a fake board (RTC memory bytes kept, deepsleep ends
+# the wake, every wake a fresh node as after a reset).
+
+import json
+
+from rtcstate import RtcState
+from sleep_world import World
+
+
+def test_wakes_read_first_publish_and_sleep_until_the_next_slot(tmp_path):
+    w = World(str(tmp_path / "buf"))
+    sleeps = []
+    for _ in range(5):
+        ms, node = w.wake()
+        sleeps.append(ms)
+    # identity is read once, then kept in RTC memory: one meter request a wake after that
+    assert w.line.requests == 3 + 4
+    states = [json.loads(p) for p in w.on("state")]
+    assert len(states) == 5 and all(s["heat_energy"] is not None for s in states)
+    # a 15-minute period: sleep = interval - time awake
+    for ms, awake in zip(sleeps, w.awake_ms):
+        assert ms + awake == 900_000
+    # a clean DISCONNECT each wake: the broker never published the last will
+    assert w.broker.wills == [] and "offline" not in [m[1].decode() for m in w.broker.messages]
+    # the first wake scans for the AP, later wakes use the cached BSSID and channel
+    assert [c[0] for c in w.hw.connects] == [False, True, True, True, True]
+    state = RtcState.unpack(w.rtc)
+    assert state.wakes == 4 and state.serial == 67051653 and state.sw_revision == "K6"
+
+
+def test_discovery_once_unless_the_units_change(tmp_path):
+    w = World(str(tmp_path / "buf"))
+    for _ in range(4):
+        w.wake()
+    configs = [m for m in w.broker.messages if m[0].startswith("homeassistant/")]
+    assert len(configs) == 4 + 6  # one wake's worth: 4 sensors + 6 diagnostics
+    w.meter._enc[0x3C] = (3, 4, -3)  # the meter now reports energy in MWh
+    w.wake()
+    e1 = [json.loads(m[1]) for m in w.broker.messages
+          if m[0] == "homeassistant/sensor/kamstrup_67051653_heat_energy/config"]  # fmt: skip
+    assert [c["unit_of_measurement"] for c in e1] == ["GJ", "MWh"]
+
+
+def test_totals_guard_survives_deep_sleep(tmp_path):
+    w = World(str(tmp_path / "buf"))
+    w.wake()
+    w.wake()
+    w.meter._energy //= 2  # a bogus lower energy from now on
+    for _ in range(2):
+        w.wake()
+    states = [json.loads(p) for p in w.on("state")]
+    assert states[2]["heat_energy"] is None and states[3]["heat_energy"] is None
+    assert RtcState.unpack(w.rtc).guard_held == 2
+    w.wake()  # the third lower read in a row: a replaced meter
+    assert json.loads(w.on("state")[-1])["heat_energy"] is not None
+
+
+def test_broker_down_readings_buffered_and_radio_backs_off(tmp_path):
+    w = World(str(tmp_path / "buf"))
+    w.wake()
+    w.broker.up = False
+    for _ in range(6):
+        w.wake()
+    state = RtcState.unpack(w.rtc)
+    assert state.wake_failures >= 2 and state.buffered == 6
+    tries = len(w.hw.connects)
+    assert tries < 1 + 6  # backoff: not every wake switched the radio on
+    w.broker.up = True
+    for _ in range(8):
+        w.wake()
+        if not RtcState.unpack(w.rtc).buffered and w.on("history"):
+            break
+    history = [json.loads(p) for p in w.on("history")]
+    seqs = [h["seq"] for h in history]
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= 6
+    times = [h["time"] for h in history]
+    assert times == sorted(times)
+
+
+def test_wake_deadline_holds_when_wifi_never_connects(tmp_path):
+    w = World(str(tmp_path / "buf"))
+    w.wake()
+    w.hw.wifi = "never"
+    ms, node = w.wake()
+    assert w.awake_ms[-1] <= 20_000 + 100  # wake_deadline_s = 20
+    assert ms is not None and node.buffer.pending() == 1
+
+
+def test_wake_deadline_holds_when_the_broker_hangs(tmp_path):
+    w = World(str(tmp_path / "buf"))
+    w.wake()
+    w.broker.hang_clock = w.clock
+    ms, node = w.wake()
+    assert w.awake_ms[-1] <= 20_000 + 1000
+    assert ms is not None and node.buffer.pending() == 1
+
+
+def test_retained_stay_awake_command_keeps_the_node_up(tmp_path):
+    w = World(str(tmp_path / "buf"))
+    w.wake()
+    w.broker.retained["kmp2mqtt/kamstrup_67051653/cmd"] = b'{"stay_awake": true}'
+    ms, node = w.wake()
+    assert ms is None and node.stay_awake
+    w.broker.retained["kmp2mqtt/kamstrup_67051653/cmd"] = b'{"stay_awake": false}'
+    ms, _ = w.wake()
+    assert ms is not None
+
+
+def test_maintenance_pin_keeps_the_node_up(tmp_path):
+    w = World(str(tmp_path / "buf"))
+    w.hw.pin = True
+    ms, _ = w.wake()
+    assert ms is None
+
+
+def test_interval_command_persists_across_sleeps(tmp_path):
+    w = World(str(tmp_path / "buf"))
+    w.wake()
+    w.broker.retained["kmp2mqtt/kamstrup_67051653/cmd"] = b'{"interval": "1h"}'
+    w.wake()
+    del w.broker.retained["kmp2mqtt/kamstrup_67051653/cmd"]
+    ms, node = w.wake()
+    assert node.interval == 3600 and ms + w.awake_ms[-1] == 3_600_000
+
+
+def test_corrupt_rtc_memory_is_a_cold_start(tmp_path):
+    w = World(str(tmp_path / "buf"))
+    w.wake()
+    w.rtc = bytes([w.rtc[0] ^ 0xFF]) + w.rtc[1:]
+    requests = w.line.requests
+    ms, node = w.wake()
+    assert ms is not None and w.line.requests - requests == 3  # identity read again
+    assert RtcState.unpack(w.rtc).wakes == 0  # counting restarted
+
+
+def test_meter_asleep_backoff_survives_sleep(tmp_path):
+    w = World(str(tmp_path / "buf"))
+    w.wake()
+    w.line.asleep = True
+    tries = []
+    for _ in range(12):
+        before = w.line.requests
+        w.wake()
+        tries.append(w.line.requests > before)
+    assert tries[:3] == [True, True, True] and tries.count(True) < 12
+    diag = json.loads(w.on("diag")[-1])
+    assert diag["meter_reachable"] is False
