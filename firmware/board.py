@@ -172,27 +172,37 @@ def set_clock():
 
 
 def _node(cfg, uart, mqtt, platform):
-    from buffer import ReadingBuffer
     from kmp.link import MeterLink
+    from lazybuffer import LazyBuffer
     from node import Node
 
     m = cfg["meter"]
     link = MeterLink(uart, m["address"], timeout_ms=m["timeout_ms"], retries=m["retries"],
                      clock=time)  # fmt: skip
-    buffer = ReadingBuffer("/" + cfg["buffer"]["path"].strip("/"), cfg["buffer"]["capacity"])
+    buffer = LazyBuffer("/" + cfg["buffer"]["path"].strip("/"), cfg["buffer"]["capacity"])
     return Node(cfg, link, mqtt, time, time.time, platform, log, buffer)
 
 
-def main():
+def load_config():
+    """The validated config, or None after printing what is wrong. The validator (~14 KB as
+    .mpy) is dropped afterwards: the loop does not need it (an interval command reloads it)."""
     import config
-    from rtcstate import RtcState
 
     try:
-        cfg = config.load("config.json", target="esp32")
+        return config.load("config.json", target="esp32")
     except config.ConfigError as e:
         log("config.json is not valid; fix it with mpremote:\n%s" % e)
+        return None
+    finally:
+        sys.modules.pop("config", None)
+
+
+def main():
+    from rtcstate import RtcState
+
+    cfg = load_config()
+    if cfg is None:
         return
-    del sys.modules["config"]  # ~18 KB of validator the loop does not need (a command reloads it)
     rtc = machine.RTC()
     state = RtcState.load(rtc.memory)
     woke = machine.reset_cause() == machine.DEEPSLEEP_RESET

@@ -4,9 +4,9 @@
 # clients come in from main.py (ESP32) or host/runtime.py (Linux); nothing here creates them.
 
 import gc
+import sys
 
 from guard import TotalsGuard
-from kmp import registers
 from kmp.errors import KmpError, NoAnswer
 from mqttlink import FIRMWARE_VERSION
 from timefmt import clock_known, iso_utc
@@ -20,6 +20,23 @@ _HISTORY_BATCH = 16
 NO_ANSWER_BACKOFF_AFTER = 3
 INTERVAL_MIN = 5
 INTERVAL_MAX = 86400
+# Diagnostics go out every DIAG_EVERY cycles, and at once when something a user watches changes
+# (errors, the meter answering or not, a backlog): a diag message is the largest allocation of
+# a cycle. (A battery wake is one cycle of a fresh node: it always sends them.)
+DIAG_EVERY = 5
+_TOTAL = 0  # kmp.registers.TOTAL (a test keeps them equal)
+_MEASURE = 1  # kmp.registers.MEASURE
+
+
+def forget_modules(*names):
+    """Drop modules nobody needs any more, so the GC can free their code and tables (RAM on the
+    ESP32); a later import loads them again."""
+    for name in names:
+        if sys.modules.pop(name, None) is not None and "." in name:
+            pkg, _, leaf = name.rpartition(".")
+            parent = sys.modules.get(pkg)
+            if parent is not None and leaf in parent.__dict__:
+                delattr(parent, leaf)
 
 
 class Node:
@@ -39,12 +56,17 @@ class Node:
         self.guard = TotalsGuard()
         self.started = clock.ticks_ms()
         self.uptime_base_s = 0  # seconds lived before this boot (deep sleep: from RTC memory)
-        # (id, rid, name, kind) for everything configured, in order.
+        # (id, rid, name, kind) for everything configured, in order; the register table is
+        # needed only for this.
+        from kmp import registers
+
         self.sensors = []
         for sid, rid, name in cfg["registers"]:
             entry = registers.by_rid(rid)
-            self.sensors.append((sid, rid, name, entry[3] if entry else registers.MEASURE))
+            self.sensors.append((sid, rid, name, entry[2] if entry else _MEASURE))
+        forget_modules("kmp.registers")
         self.rids = [s[1] for s in self.sensors]
+        self.totals = [s[0] for s in self.sensors if s[3] == _TOTAL]  # guarded, never go back
         self.meter_type = None
         self.sw_revision = None
         self.serial = None
@@ -72,6 +94,7 @@ class Node:
         self.buffered = 0
         self.history_sent = 0
         self.lost = 0  # readings neither published nor buffered (no buffer, flash error)
+        self._diag_seen = None  # what the last diag said about the things that matter
 
     # -- topics --------------------------------------------------------------------------------
 
@@ -126,7 +149,7 @@ class Node:
             if (reg.unit, reg.exponent) != self.units.get(sid):
                 self.units[sid] = (reg.unit, reg.exponent)
                 self.discovery_sent = False  # units decide HA's unit strings: announce again
-            if kind == registers.TOTAL and not self.guard.accept(sid, reg.mantissa, reg.exponent):
+            if kind == _TOTAL and not self.guard.accept(sid, reg.mantissa, reg.exponent):
                 self.log("guard: %s %s lower than last published, held back" % (sid, reg.text()))
                 values[sid] = None
                 continue
@@ -200,9 +223,9 @@ class Node:
         if self.buffer is None:
             self.lost += 1
             return
-        from buffer import Reading
-
         try:
+            from buffer import Reading
+
             self.buffer.append(Reading(values, when, uptime))
             self.buffered += 1
         except Exception as e:  # flash full or failing: count it, never crash the loop
@@ -210,18 +233,24 @@ class Node:
             self._error("buffer: %s: %s" % (type(e).__name__, e))
 
     def _connect_and_announce(self):
-        import payloads
-
         if self.node_id is None or not self.platform.network_up():
             return False
         if not self.mqtt.connect(self.node_id):
             return False
         if self.discovery_sent or not self.units:
             return True
+        ok = self._announce()
+        # Discovery's code and tables are needed again only when the units change: let them go.
+        forget_modules("discovery", "ha", "kmp.units")
+        return ok
+
+    def _announce(self):
+        import discovery
+
         mq = self.cfg["mqtt"]
         sensors = self.descriptors()
         if mq["discovery"]:
-            for topic, payload in payloads.discovery_messages(
+            for topic, payload in discovery.discovery_messages(
                 self.node_id,
                 mq["base_topic"],
                 mq["discovery_prefix"],
@@ -229,10 +258,11 @@ class Node:
                 sensors,
                 self.interval,
                 FIRMWARE_VERSION,
+                diag_every=DIAG_EVERY,
             ):
                 if not self.mqtt.publish(topic, payload, True, 1):
                     return False
-        topic, payload = payloads.units_message(mq["base_topic"], self.node_id, sensors)
+        topic, payload = discovery.units_message(mq["base_topic"], self.node_id, sensors)
         if not self.mqtt.publish(topic, payload, True, 1):
             return False
         self.discovery_sent = True
@@ -283,6 +313,13 @@ class Node:
 
     def _send_diag(self):
         import payloads
+
+        seen = (self.errors, self.meter_reachable, self.lost, self.commands, self.command_errors,
+                self.mqtt.connects, self.guard.held, self.interval,
+                self.buffer is not None and self.buffer.pending() > 0)  # fmt: skip
+        if seen == self._diag_seen and self.cycles % DIAG_EVERY != 1:
+            return True  # nothing new; the periodic one keeps HA's diagnostics fresh
+        self._diag_seen = seen
 
         topic, payload = payloads.diag_message(self.cfg["mqtt"]["base_topic"], self.node_id,
                                                self.diag())  # fmt: skip

@@ -22,16 +22,10 @@ def units_hash(units):
     return h
 
 
-def totals_ids(node):
-    from kmp import registers
-
-    return [s[0] for s in node.sensors if s[3] == registers.TOTAL]
-
-
 def restore(node, state):
     """Carry what the node learned before the sleep into the fresh node of this wake."""
     node.uptime_base_s = state.elapsed_s
-    state.to_guard(node.guard, totals_ids(node))
+    state.to_guard(node.guard, node.totals)
     if state.serial:
         node.set_identity(state.meter_type, state.sw_revision or None, state.serial)
     if state.interval_s:
@@ -45,7 +39,7 @@ def restore(node, state):
 
 def remember(node, state):
     """What the next wake needs, into the RTC state (saved by the caller)."""
-    state.from_guard(node.guard, totals_ids(node))
+    state.from_guard(node.guard, node.totals)
     if node.serial is not None:
         state.serial = node.serial
         state.meter_type = node.meter_type

@@ -12,9 +12,9 @@ import time
 import config as node_config
 import loop
 import ticks
-from buffer import ReadingBuffer
 from host.serial_uart import SerialUart
 from kmp.link import MeterLink
+from lazybuffer import LazyBuffer
 from mqttlink import MqttLink
 from node import Node
 
@@ -91,7 +91,7 @@ def main(argv=None):
     platform = HostPlatform()
     # The buffer directory sits beside the config file unless given as an absolute path.
     buf_path = os.path.join(os.path.dirname(os.path.abspath(args.config)), cfg["buffer"]["path"])
-    buffer = ReadingBuffer(buf_path, cfg["buffer"]["capacity"])
+    buffer = LazyBuffer(buf_path, cfg["buffer"]["capacity"])
     node = Node(cfg, link, mqtt, ticks, time.time, platform, log, buffer)
     stop = threading.Event()
 

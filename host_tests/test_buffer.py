@@ -424,8 +424,9 @@ def test_slot_format_header(path):
 
 
 def _failing_writes(monkeypatch):
-    import buffer as module
-
+    # The module ReadingBuffer really uses (the node may drop "buffer" from sys.modules and a
+    # later import loads a new copy).
+    module_globals = ReadingBuffer.__init__.__globals__
     real = open
 
     def fake(name, mode="r", *a, **kw):
@@ -433,7 +434,7 @@ def _failing_writes(monkeypatch):
             raise OSError(28, "ENOSPC")
         return real(name, mode, *a, **kw)
 
-    monkeypatch.setattr(module, "open", fake, raising=False)
+    monkeypatch.setitem(module_globals, "open", fake)
 
 
 def test_failed_append_changes_nothing(path, monkeypatch):

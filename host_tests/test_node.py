@@ -55,7 +55,8 @@ def test_discovery_payloads_are_valid_for_home_assistant():
         assert ha_rules.problems(cfg, component, kind) == [], (topic, cfg)
         assert "object_id" not in cfg and cfg["default_entity_id"].startswith(component + ".")
         assert cfg["availability_topic"] == h.topic("status")
-        assert cfg["expire_after"] == 180
+        # readings expire after 3 intervals, diagnostics (sent every DIAG_EVERY cycles) later
+        assert cfg["expire_after"] == (900 if cfg.get("entity_category") else 180)
         assert cfg["device"]["serial_number"] == "67051653"
     e = configs["homeassistant/sensor/kamstrup_67051653_heat_energy/config"]
     assert (e["device_class"], e["state_class"], e["unit_of_measurement"]) == (
@@ -66,13 +67,18 @@ def test_discovery_payloads_are_valid_for_home_assistant():
     assert (fl["device_class"], fl["unit_of_measurement"]) == ("volume_flow_rate", "L/h")
 
 
-def test_discovery_once_then_only_state_and_diag():
+def test_discovery_once_then_state_and_diag_every_fifth_cycle():
     h = Harness()
     h.cycle()
     n = len(h.broker.messages)
-    h.cycle()
+    for _ in range(5):
+        h.cycle()
     topics = [m[0] for m in h.broker.messages[n:]]
-    assert topics == [h.topic("state"), h.topic("diag")]
+    assert topics == [h.topic("state")] * 4 + [h.topic("state"), h.topic("diag")]
+    h.line.asleep = True  # a change a user watches: diag goes out at once
+    n = len(h.broker.messages)
+    h.cycle()
+    assert h.topic("diag") in [m[0] for m in h.broker.messages[n:]]
 
 
 def test_failed_register_is_null_never_a_number():
@@ -360,3 +366,10 @@ def test_meter_asleep_backs_off_to_spare_its_battery():
     h.node.on_command(b"x", b'{"read_now": true}')  # read_now overrides the backoff
     h.cycle()
     assert h.node.meter_reachable is True and h.node.no_answer_streak == 0
+
+
+def test_node_kind_constants_match_the_register_table():
+    import node as node_module
+    from kmp import registers
+
+    assert (node_module._TOTAL, node_module._MEASURE) == (registers.TOTAL, registers.MEASURE)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import discovery as disco
 import ha
 import ha_rules
 import payloads
@@ -65,7 +66,8 @@ EXPONENTS = {
 
 
 def sensor(key, code, exponent=None):
-    rid, _, label, kind = registers.by_key(key)
+    rid, _, kind = registers.by_key(key)
+    label = key.replace("_", " ").capitalize()
     return (key, label, rid, kind, code, EXPONENTS.get(key) if exponent is None else exponent)
 
 
@@ -87,7 +89,7 @@ def discovery(sensors, **kw):
         firmware=FW,
     )
     args.update(kw)
-    return [(t, json.loads(p)) for t, p in payloads.discovery_messages(**args)]
+    return [(t, json.loads(p)) for t, p in disco.discovery_messages(**args)]
 
 
 # -- topics ------------------------------------------------------------------------------------
@@ -258,12 +260,12 @@ def test_units_payload():
         ("e8", "m³·T1 (E8)", 0x61, registers.TOTAL, 43, 0),
         ("late", "Not read yet", 0x3D, registers.TOTAL, None, None),
     ]
-    topic, raw = payloads.units_message(BASE, NODE, sensors)
+    topic, raw = disco.units_message(BASE, NODE, sensors)
     assert topic == "kmp2mqtt/kamstrup_67051653/units"
     obj = json.loads(raw)
     assert list(obj) == [s[0] for s in sensors]
     assert obj["heat_energy"] == {
-        "name": "Heat energy (E1)",
+        "name": "Heat energy",
         "unit": "GJ",
         "kmp_unit": "GJ",
         "unit_code": 8,
@@ -289,7 +291,7 @@ def test_units_payload():
 
 @pytest.mark.parametrize("key,code", [(k, c) for k in REALISTIC_UNITS for c in REALISTIC_UNITS[k]])
 def test_ha_classes_for_the_esphome_sensors(key, code):
-    rid, _, _, kind = registers.by_key(key)
+    rid, _, kind = registers.by_key(key)
     assert ha.classes(kind, rid, code) == EXPECTED[(key, code)]
 
 
@@ -373,7 +375,7 @@ def test_discovery_for_all_esphome_sensors_is_valid(choice):
         component = ha_rules.component_of(topic)
         kind = None
         if cfg["state_topic"].endswith("/state"):
-            kind = KIND_NAMES[registers.by_key(cfg["unique_id"][len(NODE) + 1 :])[3]]
+            kind = KIND_NAMES[registers.by_key(cfg["unique_id"][len(NODE) + 1 :])[2]]
         ha_rules.check_discovery(cfg, component, kind)
         by_id[cfg["unique_id"]] = cfg
     for key, label, _rid, _kind, code, exponent in sensors:
@@ -393,7 +395,7 @@ def test_discovery_config_fields():
     assert topic == "homeassistant/sensor/kamstrup_67051653_heat_energy/config"
     assert "object_id" not in cfg
     assert cfg == {
-        "name": "Heat energy (E1)",
+        "name": "Heat energy",
         "unique_id": "kamstrup_67051653_heat_energy",
         "default_entity_id": "sensor.kamstrup_67051653_heat_energy",
         "state_topic": "kmp2mqtt/kamstrup_67051653/state",
@@ -421,9 +423,7 @@ def test_discovery_config_fields():
 
 
 def test_discovery_payload_is_compact_json():
-    for _, raw in payloads.discovery_messages(
-        NODE, BASE, PREFIX, DEVICE, esphome_sensors(), 60, FW
-    ):
+    for _, raw in disco.discovery_messages(NODE, BASE, PREFIX, DEVICE, esphome_sensors(), 60, FW):
         assert raw.startswith("{") and ", " not in raw and '": ' not in raw
         json.loads(raw)
 
@@ -483,7 +483,7 @@ def test_discovery_legacy_ha():
 
 def test_discovery_diagnostic_entities():
     msgs = discovery([], update_interval=30)
-    assert len(msgs) == len(payloads.DIAGNOSTICS) == 6
+    assert len(msgs) == len(disco.DIAGNOSTICS) == 6
     by_id = {}
     for topic, cfg in msgs:
         component = ha_rules.component_of(topic)
@@ -516,7 +516,7 @@ def test_diagnostic_templates_render_like_home_assistant():
     def render(template, diag):
         return env.from_string(template).render(value_json=json.loads(payloads.diag_payload(diag)))
 
-    tpl = {entry[0]: entry[3] for entry in payloads.DIAGNOSTICS}
+    tpl = {entry[0]: entry[3] for entry in disco.DIAGNOSTICS}
     assert render(tpl["rssi"], DIAG) == "-67"
     assert render(tpl["uptime"], DIAG) == "3600"
     assert render(tpl["free_heap"], DIAG) == "81234"
@@ -542,17 +542,15 @@ def test_diagnostic_templates_render_like_home_assistant():
 
 
 def test_discovery_removals():
-    removed = list(payloads.discovery_removals(PREFIX, NODE, ["volume", "temp3"]))
+    removed = list(disco.discovery_removals(PREFIX, NODE, ["volume", "temp3"]))
     assert removed == [
         ("homeassistant/sensor/kamstrup_67051653_volume/config", ""),
         ("homeassistant/sensor/kamstrup_67051653_temp3/config", ""),
     ]
-    everything = list(payloads.discovery_removals(PREFIX, NODE, registers.SENSOR_KEYS, True))
+    everything = list(disco.discovery_removals(PREFIX, NODE, registers.SENSOR_KEYS, True))
     announced = [
         t
-        for t, _ in payloads.discovery_messages(
-            NODE, BASE, PREFIX, DEVICE, esphome_sensors(), 60, FW
-        )
+        for t, _ in disco.discovery_messages(NODE, BASE, PREFIX, DEVICE, esphome_sensors(), 60, FW)
     ]
     assert [t for t, _ in everything] == announced
     assert all(p == "" for _, p in everything)

@@ -3,6 +3,11 @@
 
 import json
 
+# Quoted forms of the keys seen so far: the same few dozen keys go out every cycle, and quoting
+# them once saves an allocation per key per message (bounded: unusual keys are not cached).
+_QUOTED = {}
+_QUOTED_MAX = 96
+
 
 class Number:
     """A JSON number given by its exact decimal text, e.g. Number("12.345")."""
@@ -27,7 +32,12 @@ def _write(obj, out, comma, colon):
             if not first:
                 out.append(comma)
             first = False
-            out.append(json.dumps(str(key)))
+            q = _QUOTED.get(key)
+            if q is None:
+                q = json.dumps(str(key))
+                if len(_QUOTED) < _QUOTED_MAX:
+                    _QUOTED[key] = q
+            out.append(q)
             out.append(colon)
             _write(obj[key], out, comma, colon)
         out.append("}")
@@ -38,8 +48,14 @@ def _write(obj, out, comma, colon):
                 out.append(comma)
             _write(item, out, comma, colon)
         out.append("]")
+    elif obj is None:
+        out.append("null")
+    elif obj is True:
+        out.append("true")
+    elif obj is False:
+        out.append("false")
     else:
-        # str, int, bool, None: the json module is exact for these.
+        # str, int: the json module is exact for these.
         out.append(json.dumps(obj))
 
 

@@ -69,9 +69,9 @@ class Harness:
         self.clock_known = clock_known
         self.buffer = None
         if buffer_path is not None:
-            from buffer import ReadingBuffer
+            from lazybuffer import LazyBuffer
 
-            self.buffer = ReadingBuffer(buffer_path, capacity)
+            self.buffer = LazyBuffer(buffer_path, capacity)
         self.node = Node(self.cfg, self.link, self.mqtt, self.clock, self.wall_time,
                          self.platform, self.log, self.buffer)  # fmt: skip
 

@@ -4,11 +4,11 @@
 
 import config
 import wake
-from buffer import ReadingBuffer
 from fake_clock import FakeClock
 from fake_mqtt import FakeBroker, FakeMqttClient
 from fake_uart import FakeUart
 from kmp.link import MeterLink
+from lazybuffer import LazyBuffer
 from mqttlink import MqttLink
 from node import Node
 from rtcstate import RtcState
@@ -105,7 +105,7 @@ class World:
         """One wake from reset to deep sleep; returns (sleep ms or None, the node)."""
         link = MeterLink(FakeUart(self.clock, self.line, byte_ms=9.17), clock=self.clock)
         mqtt = MqttLink(self.make_client, self.cfg, self.clock, self.log)
-        buffer = ReadingBuffer(self.buffer_path, self.cfg["buffer"]["capacity"])
+        buffer = LazyBuffer(self.buffer_path, self.cfg["buffer"]["capacity"])
         node = Node(self.cfg, link, mqtt, self.clock, self.wall_time, self.hw, self.log, buffer)
         state = RtcState.load(lambda: self.rtc)
         t0 = self.clock.now

@@ -5,6 +5,7 @@
 import gc
 import json
 
+import discovery
 import ha
 import payloads
 from kmp import registers
@@ -55,7 +56,7 @@ DEVICE_JSON = {
 
 def _discovery(sensors, diagnostics=True, legacy=False):
     out = []
-    for topic, raw in payloads.discovery_messages(
+    for topic, raw in discovery.discovery_messages(
         NODE, BASE, PREFIX, DEVICE, sensors, 60, "0.1.0", None, diagnostics, legacy
     ):
         out.append((topic, raw, json.loads(raw)))
@@ -115,7 +116,7 @@ def test_status_and_diag():
 
 
 def test_units_payload():
-    topic, raw = payloads.units_message(BASE, NODE, SENSORS + [("x", "X", 0x3D, 0, None, None)])
+    topic, raw = discovery.units_message(BASE, NODE, SENSORS + [("x", "X", 0x3D, 0, None, None)])
     assert topic == "kmp2mqtt/kamstrup_67051653/units"
     obj = json.loads(raw)
     assert obj["heat_energy"] == {
@@ -166,7 +167,7 @@ def test_discovery_heat_energy_config():
 
 def test_discovery_all_sensors_and_diagnostics():
     msgs = _discovery(SENSORS)
-    assert len(msgs) == 7 + len(payloads.DIAGNOSTICS)
+    assert len(msgs) == 7 + len(discovery.DIAGNOSTICS)
     for topic, _, cfg in msgs[:7]:
         sid = cfg["unique_id"][len(NODE) + 1 :]
         dc, sc, unit, prec = CLASSES[sid]
@@ -186,13 +187,13 @@ def test_discovery_all_sensors_and_diagnostics():
 def test_discovery_legacy_and_removals():
     for _, _, cfg in _discovery(SENSORS[4:6], False, True):
         assert "device_class" not in cfg
-    removed = list(payloads.discovery_removals(PREFIX, NODE, ["volume"], True))
+    removed = list(discovery.discovery_removals(PREFIX, NODE, ["volume"], True))
     assert removed[0] == ("homeassistant/sensor/kamstrup_67051653_volume/config", "")
     assert removed[-1] == (
         "homeassistant/binary_sensor/kamstrup_67051653_meter_problem/config",
         "",
     )
-    assert len(removed) == 1 + len(payloads.DIAGNOSTICS)
+    assert len(removed) == 1 + len(discovery.DIAGNOSTICS)
 
 
 def test_allocation_is_modest():
@@ -206,7 +207,7 @@ def test_allocation_is_modest():
     gc.collect()
     before = gc.mem_alloc()
     biggest = count = 0
-    for _, raw in payloads.discovery_messages(NODE, BASE, PREFIX, DEVICE, SENSORS, 60, "0.1.0"):
+    for _, raw in discovery.discovery_messages(NODE, BASE, PREFIX, DEVICE, SENSORS, 60, "0.1.0"):
         biggest = max(biggest, len(raw))
         count += 1
     discovery_bytes = gc.mem_alloc() - before

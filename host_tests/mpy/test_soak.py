@@ -14,6 +14,8 @@ CYCLES = 10000
 STEP = 250
 WARMUP_STEPS = 4
 TOLERANCE = 1024  # bytes: noise from log strings of varying length, dict resizes
+# Heap is compared at step ends with no backlog: while readings wait, the flash buffer's code
+# is legitimately loaded (lazybuffer.py) and dropped again once they are delivered.
 
 
 def soak():
@@ -48,7 +50,8 @@ def soak():
         h.uart.written = bytearray()
         if (k + 1) % STEP == 0:
             yield  # gc.collect() runs between steps, at the top level
-            heap.append(gc.mem_alloc())
+            if h.buffer._buf is None:  # compare like with like: no backlog held in RAM
+                heap.append(gc.mem_alloc())
     checks.append(("no crash", crashes == 0))
     checks.append(("every cycle counted", h.node.cycles == CYCLES))
     checks.append(("faults were seen", h.link.crc_errors + h.link.frame_errors > 0))

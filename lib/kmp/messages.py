@@ -2,10 +2,24 @@
 # Register records are matched by their register id, never by position: a meter silently omits
 # registers it does not support.
 
-from kmp import units
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):  # type: ignore[misc]
+        return x
+
+
 from kmp.errors import LengthError, RequestError
 from kmp.frame import MAX_REGISTERS_PER_REQUEST
 from kmp.value import decode_value, encode_value, format_decimal
+
+# Unit codes of the clock and date formats (kmp.units; repeated here so that reading registers
+# does not load the unit-name table).
+_CLOCK = const(47)
+_DATE_YYMMDD = const(48)
+_DATE_YYYYMMDD = const(49)
+_DATE_MMDD = const(50)
 
 # Smallest record: RID (2) + unit (1) + NoB (1) + SiEx (1) + one value byte.
 _MIN_RECORD = 6
@@ -27,6 +41,8 @@ class Register:
         return b | 0x80 if self.mantissa < 0 else b
 
     def unit_name(self):
+        from kmp import units
+
         return units.unit_name(self.unit)
 
     def text(self):
@@ -41,7 +57,7 @@ class Register:
     def clock(self):
         """(h, m, s) for unit 47 (decimal hhmmss), None when not a valid time of day."""
         v = self._whole()
-        if self.unit != units.CLOCK or v is None:
+        if self.unit != _CLOCK or v is None:
             return None
         h, m, s = v // 10000, v // 100 % 100, v % 100
         if h > 23 or m > 59 or s > 59:
@@ -53,14 +69,14 @@ class Register:
         v = self._whole()
         if v is None:
             return None
-        if self.unit == units.DATE_MMDD:
+        if self.unit == _DATE_MMDD:
             m, d = v // 100, v % 100
             return (m, d) if _valid_month_day(m, d) else None
-        if self.unit == units.DATE_YYMMDD:
+        if self.unit == _DATE_YYMMDD:
             if v > 999999:
                 return None
             y = 2000 + v // 10000
-        elif self.unit == units.DATE_YYYYMMDD:
+        elif self.unit == _DATE_YYYYMMDD:
             y = v // 10000
         else:
             return None
