@@ -7,11 +7,10 @@ if sys.implementation.name == "micropython":
 
     board.main()
 else:
-    import os
-
-    _root = os.path.dirname(os.path.abspath(__file__))
-    for _p in ("lib", "firmware", ""):
-        sys.path.insert(0, os.path.join(_root, _p))
+    # (string operations, not os.path: this file is type-checked against MicroPython's stubs)
+    _root = __file__.rpartition("/")[0] or "."
+    for _p in ("/lib", "/firmware", ""):
+        sys.path.insert(0, _root + _p)
     from host.runtime import main
 
     sys.exit(main(sys.argv[1:]))

@@ -5,7 +5,7 @@ import json
 
 # Quoted forms of the keys seen so far: the same few dozen keys go out every cycle, and quoting
 # them once saves an allocation per key per message (bounded: unusual keys are not cached).
-_QUOTED = {}
+_QUOTED: dict = {}
 _QUOTED_MAX = 96
 
 
