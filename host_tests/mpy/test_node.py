@@ -28,7 +28,8 @@ def test_cycle_publishes_exact_values():
     for t in h.broker.retained:
         if t.startswith("homeassistant/"):
             cfg = json.loads(h.broker.retained[t])
-            assert "object_id" not in cfg and cfg["expire_after"] == 180
+            diagnostic = cfg.get("entity_category") == "diagnostic"
+            assert "object_id" not in cfg and cfg["expire_after"] == (900 if diagnostic else 180)
             n += 1
     assert n == 14
 

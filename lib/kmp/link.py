@@ -60,6 +60,10 @@ class MeterLink:
         self._rx = bytearray(_RX_CHUNK)
         self._rxview = memoryview(self._rx)
         self._requests = {}  # tuple of rids -> prebuilt request frame (same every cycle)
+        self._plan = None  # see _plan_for
+        self._plan_rids = None
+        self._plan_unsupported = 0
+        self._plan_count = 0
         self._last_rx = None  # ticks of the last byte heard
         self._failed_at = None  # ticks of the last failed exchange
         self.unsupported = set()
@@ -111,38 +115,75 @@ class MeterLink:
         again answers without it, it is unsupported and not asked again.
         """
         result = ReadResult()
+        plan = self._plan_for(rids)
+        failed = None  # chunks whose exchange failed (a list only when one did)
+        for chunk, request in plan:
+            if not self._read_chunk(chunk, request, result):
+                if failed is None:
+                    failed = []
+                failed.append(chunk)
+                if result.no_answer:
+                    break  # an asleep meter will not answer the next request either
+        if len(result.values) < self._plan_count:
+            self._retry_missing(plan, result, failed)
+        result.unsupported = [rid for rid in rids if rid in self.unsupported]
+        return result
+
+    def _plan_for(self, rids):
+        """[(chunk, request frame)] for rids less the unsupported ones. Built once and reused
+        while the same list is asked and no register turned out unsupported: every cycle asks
+        the same registers, so a cycle allocates no request."""
+        if (
+            self._plan is not None
+            and self._plan_rids is rids
+            and self._plan_unsupported == len(self.unsupported)
+        ):
+            return self._plan
         ask = []
         for rid in rids:
             if rid not in self.unsupported and rid not in ask:
                 ask.append(rid)
-        answered = []
+        plan = []
         for i in range(0, len(ask), frame.MAX_REGISTERS_PER_REQUEST):
             chunk = ask[i : i + frame.MAX_REGISTERS_PER_REQUEST]
-            if not self._read_chunk(chunk, result):
-                if result.no_answer:
-                    break  # an asleep meter will not answer the next request either
-                continue
-            answered.extend(chunk)
-        for rid in answered:
-            if rid not in result.values and self._read_chunk([rid], result):
-                if rid not in result.values:
-                    self.unsupported.add(rid)
-        for rid in ask:
-            if rid not in result.values and rid not in self.unsupported:
-                result.missing.append(rid)
-        result.unsupported = [rid for rid in rids if rid in self.unsupported]
-        return result
+            plan.append((chunk, self._request(chunk)))
+        self._plan = plan
+        self._plan_rids = rids
+        self._plan_unsupported = len(self.unsupported)
+        self._plan_count = len(ask)
+        return plan
 
-    def forget_unsupported(self):
-        """Ask every register again (after a meter swap or a reboot of the meter)."""
-        self.unsupported = set()
-
-    def _read_chunk(self, chunk, result):
+    def _request(self, chunk):
         key = tuple(chunk)
         request = self._requests.get(key)
         if request is None:
             request = frame.request_get_registers(chunk, self.address)
             self._requests[key] = request
+        return request
+
+    def _retry_missing(self, plan, result, failed):
+        """Registers absent from a valid response are asked once more on their own; those of
+        a failed exchange (or after the meter stopped answering) are just missing this time."""
+        for chunk, _ in plan:
+            bad = result.no_answer or (failed is not None and chunk in failed)
+            for rid in chunk:
+                if rid in result.values:
+                    continue
+                if bad:
+                    result.missing.append(rid)
+                    continue
+                if self._read_chunk([rid], self._request([rid]), result):
+                    if rid not in result.values:
+                        self.unsupported.add(rid)
+                else:
+                    result.missing.append(rid)
+
+    def forget_unsupported(self):
+        """Ask every register again (after a meter swap or a reboot of the meter)."""
+        self.unsupported = set()
+        self._plan = None
+
+    def _read_chunk(self, chunk, request, result):
         try:
             records = self._transact(request, frame.CID_GET_REGISTER, messages.parse_registers)
         except NoAnswer as e:

@@ -69,16 +69,16 @@ def format_decimal(mantissa, exponent):
     """Exact decimal text of mantissa × 10^exponent, keeping the meter's resolution:
     (12345, -3) -> "12.345", (20000, -2) -> "200.00", (255, 3) -> "255000"."""
     negative = mantissa < 0
-    digits = str(-mantissa if negative else mantissa)
+    magnitude = -mantissa if negative else mantissa
     if exponent >= 0:
-        if mantissa != 0:
-            digits += "0" * exponent
+        text = str(magnitude * 10**exponent)
     else:
+        # One formatted string instead of slicing and joining: this runs for every value of
+        # every cycle on the ESP32.
         places = -exponent
-        if len(digits) <= places:
-            digits = "0" * (places - len(digits) + 1) + digits
-        digits = digits[:-places] + "." + digits[-places:]
-    return "-" + digits if negative else digits
+        whole, frac = divmod(magnitude, 10**places)
+        text = "%d.%0*d" % (whole, places, frac)
+    return "-" + text if negative else text
 
 
 def parse_decimal(text):
