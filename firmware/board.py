@@ -139,11 +139,15 @@ def make_client(client_id, server, port, user, password, keepalive, tls):
     from umqtt.simple import MQTTClient  # frozen into the ESP32 v1.29 firmware
 
     ctx = None
-    if tls:
+    if tls:  # None or {"ca_file": path on the board's filesystem, "" for no certificate check}
         import ssl
 
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.verify_mode = ssl.CERT_NONE  # no CA bundle on the device; the password is still hidden
+        if tls["ca_file"]:
+            ctx.load_verify_locations(cafile=tls["ca_file"])
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        else:
+            ctx.verify_mode = ssl.CERT_NONE  # encrypted, broker unverified; password still hidden
     return MQTTClient(client_id, server, port, user, password, keepalive, ssl=ctx)
 
 

@@ -23,6 +23,7 @@ DEFAULTS = {
         "user": "",
         "password": "",
         "tls": False,
+        "ca_file": "",  # CA certificate file: "" encrypts without checking the broker's certificate
         "base_topic": "kmp2mqtt",
         "discovery": True,
         "discovery_prefix": "homeassistant",
@@ -323,6 +324,7 @@ _MQTT = (
     ("user", _string),
     ("password", _secret),
     ("tls", _bool),
+    ("ca_file", _string),
     ("base_topic", _topic),
     ("discovery", _bool),
     ("discovery_prefix", _topic),
@@ -338,6 +340,8 @@ def _mqtt(v, path, c):
     if out["password"] and out["user"] == "":
         # MQTT 3.1.1 sends a password only together with a user name
         c.err(_join(path, "password"), "set mqtt.user too: MQTT sends a password only with a user")
+    if out["ca_file"] and out["tls"] is False:
+        c.err(_join(path, "ca_file"), "set mqtt.tls to true to use ca_file")
     return out
 
 

@@ -12,8 +12,9 @@ _BACKOFF_MAX_S = 300
 
 class MqttLink:
     def __init__(self, make_client, cfg, clock, log=print):
-        """make_client(client_id, server, port, user, password, keepalive, ssl) -> a client with
-        the umqtt.simple API (umqtt on the ESP32, host.mqtt_paho on a host)."""
+        """make_client(client_id, server, port, user, password, keepalive, tls) -> a client with
+        the umqtt.simple API (umqtt on the ESP32, host.mqtt_paho on a host). tls is None (plain
+        MQTT) or {"ca_file": path}, path "" for TLS without a certificate check."""
         self._make_client = make_client
         self._cfg = cfg
         self._clock = clock
@@ -55,7 +56,7 @@ class MqttLink:
                 mq["user"] or None,
                 mq["password"] or None,
                 60,
-                mq["tls"],
+                {"ca_file": mq["ca_file"]} if mq["tls"] else None,
             )
             if self.on_message is not None:
                 client.set_callback(self.on_message)

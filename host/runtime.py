@@ -59,10 +59,15 @@ def make_client(client_id, server, port, user, password, keepalive, tls):
     from host.mqtt_paho import MQTTClient
 
     ssl = None
-    if tls:
+    if tls:  # None or {"ca_file": path, "" for no certificate check}
         import ssl as _ssl
 
-        ssl = _ssl.create_default_context()
+        if tls["ca_file"]:
+            ssl = _ssl.create_default_context(cafile=tls["ca_file"])  # host name checked too
+        else:
+            ssl = _ssl.create_default_context()
+            ssl.check_hostname = False
+            ssl.verify_mode = _ssl.CERT_NONE  # encrypted, broker unverified
     return MQTTClient(client_id, server, port, user, password, keepalive, ssl=ssl)
 
 

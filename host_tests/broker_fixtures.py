@@ -100,7 +100,7 @@ class Subscriber:
         msg = sub.wait_for("kmp2mqtt/n/status", timeout=5)
     """
 
-    def __init__(self, broker, topics, timeout=5.0):
+    def __init__(self, broker, topics, timeout=5.0, user=None, password=None, ca_file=None):
         self.messages = []
         self._cond = threading.Condition()
         self._connected = threading.Event()
@@ -114,6 +114,10 @@ class Subscriber:
         c.on_message = self._on_message
         c.on_subscribe = self._on_subscribe
         self._client = c
+        if user is not None:
+            c.username_pw_set(user, password)
+        if ca_file is not None:  # TLS, the broker's certificate checked against ca_file
+            c.tls_set(ca_certs=str(ca_file))
         c.connect(broker.host, broker.port, keepalive=30)
         c.loop_start()
         try:

@@ -107,6 +107,7 @@ def test_minimal_config_is_filled_with_every_default():
             "user": "",
             "password": "",
             "tls": False,
+            "ca_file": "",
             "base_topic": "kmp2mqtt",
             "discovery": True,
             "discovery_prefix": "homeassistant",
@@ -180,6 +181,12 @@ def test_tls_defaults_to_port_8883_unless_a_port_is_given():
     cfg = with_(with_(MIN_ESP32, "mqtt.tls", True), "mqtt.port", 8884)
     assert validate(cfg)["mqtt"]["port"] == 8884
     assert validate(MIN_ESP32)["mqtt"]["port"] == 1883
+
+
+def test_ca_file_with_tls():
+    cfg = with_(with_(MIN_ESP32, "mqtt.tls", True), "mqtt.ca_file", "/certs/ca.crt")
+    assert validate(cfg)["mqtt"]["ca_file"] == "/certs/ca.crt"
+    assert validate(with_(MIN_ESP32, "mqtt.tls", True))["mqtt"]["ca_file"] == ""
 
 
 def test_sensors_default_names_and_reading_order():
@@ -309,6 +316,8 @@ BAD = [
     ("mqtt.tls", 1, "mqtt.tls", "expected true or false, got 1"),
     ("mqtt.discovery", None, "mqtt.discovery", "expected true or false, got null"),
     ("mqtt.user", 7, "mqtt.user", "expected a string, got 7"),
+    ("mqtt.ca_file", 7, "mqtt.ca_file", "expected a string, got 7"),
+    ("mqtt.ca_file", "ca.crt", "mqtt.ca_file", "set mqtt.tls to true to use ca_file"),
     ("mqtt.base_topic", "", "mqtt.base_topic", "required: a topic prefix such as kmp2mqtt"),
     (
         "mqtt.base_topic",
@@ -357,7 +366,7 @@ BAD = [
         "x",
         "mqtt.hots",
         "unknown key; expected one of host, port, user, password, "
-        "tls, base_topic, discovery, discovery_prefix",
+        "tls, ca_file, base_topic, discovery, discovery_prefix",
     ),
     # meter
     ("meter", 1, "meter", "expected an object {...}, got a number"),
@@ -943,6 +952,7 @@ PATHS = [
     "mqtt.user",
     "mqtt.password",
     "mqtt.tls",
+    "mqtt.ca_file",
     "mqtt.base_topic",
     "mqtt.discovery",
     "mqtt.discovery_prefix",

@@ -67,6 +67,7 @@ def test_minimal_config_gets_every_default():
         "user": "",
         "password": "",
         "tls": False,
+        "ca_file": "",
         "base_topic": "kmp2mqtt",
         "discovery": True,
         "discovery_prefix": "homeassistant",
