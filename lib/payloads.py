@@ -77,8 +77,8 @@ def _value_text(key, v):
 
 # '{"key":' and ',"key":' per key, made once: a state payload is built every cycle from the
 # same keys (bounded: unusual keys are not cached).
-_OPEN = {}
-_NEXT = {}
+_OPEN: dict = {}
+_NEXT: dict = {}
 _KEYS_MAX = 64
 
 
