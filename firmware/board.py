@@ -271,6 +271,13 @@ def run_mains(node, wlan, platform, state, rtc):
     battery = node.cfg["battery"]["deep_sleep"]
     loop.run(node, TimerTicker(machine.Timer(0)), loop.Flag(), platform,
              after_first=first_cycle_done,
-             should_stop=(lambda: not node.stay_awake) if battery else None)  # fmt: skip
+             should_stop=(lambda: not (node.stay_awake or platform.stay_awake_pin()))
+             if battery else None)  # fmt: skip
     if battery:
-        machine.reset()  # stay_awake cleared: back to waking and sleeping
+        # stay_awake cleared: remember that across the reset, then back to waking and sleeping
+        from rtcstate import RtcState
+
+        st = RtcState.load(rtc.memory)
+        st.stay_awake = False
+        st.save(rtc.memory)
+        machine.reset()

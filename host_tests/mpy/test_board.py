@@ -90,6 +90,22 @@ def test_battery_wake_reads_publishes_and_deep_sleeps():
     assert st.serial == 67051653 and st.crashes == 0 and st.bssid is not None
 
 
+def test_battery_stay_awake_command_runs_the_mains_loop():
+    machine.RTC_MEMORY = b""
+    cfg = dict(CONFIG)
+    cfg["update_interval"] = "15min"
+    cfg["battery"] = {"deep_sleep": True}
+    simple.BROKER.retained["kmp2mqtt/kamstrup_67051653/cmd"] = b'{"stay_awake": true}'
+    board = _setup(cfg, machine.DEEPSLEEP_RESET)
+    try:
+        assert _main(board) == "stopped"  # no deep sleep: the loop ran until the test stopped it
+    finally:
+        del simple.BROKER.retained["kmp2mqtt/kamstrup_67051653/cmd"]
+    from rtcstate import RtcState
+
+    assert RtcState.unpack(machine.RTC_MEMORY).stay_awake is True
+
+
 def test_safe_mode_after_repeated_crashes():
     from rtcstate import RtcState
 
