@@ -68,6 +68,7 @@ def steps():
     yield
     import machine  # noqa: F401  (the fakes board.py imports: not part of the app)
     import network  # noqa: F401
+    import os  # noqa: F401  (built into the ESP32 firmware; a Python wrapper in this port)
 
     yield
     gc_base = gc.mem_alloc()
