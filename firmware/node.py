@@ -165,7 +165,8 @@ class Node:
         if self.no_answer_streak >= NO_ANSWER_BACKOFF_AFTER:
             # Skip 1, 2, 4, ... cycles, at most an hour's worth, before the next try.
             most = max(1, 3600 // self.interval)
-            self.skip_reads = min(most, 1 << (self.no_answer_streak - NO_ANSWER_BACKOFF_AFTER))
+            shift = min(16, self.no_answer_streak - NO_ANSWER_BACKOFF_AFTER)  # no bigints
+            self.skip_reads = min(most, 1 << shift)
 
     def take_reading(self):
         """Read the meter now (unless backing off); the reading waits in self.pending."""
