@@ -66,9 +66,10 @@ def steps():
     gc.collect()
     base = gc.mem_alloc()
     yield
+    import os  # noqa: F401  (built into the ESP32 firmware; a Python wrapper in this port)
+
     import machine  # noqa: F401  (the fakes board.py imports: not part of the app)
     import network  # noqa: F401
-    import os  # noqa: F401  (built into the ESP32 firmware; a Python wrapper in this port)
 
     yield
     gc_base = gc.mem_alloc()

@@ -116,6 +116,9 @@ class Esp32Platform:
         except (OSError, UnicodeError):
             pass
 
+    def sync_clock(self):
+        return set_clock()
+
     def wifi_off(self):
         try:
             self.wlan.disconnect()

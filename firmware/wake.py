@@ -4,7 +4,7 @@
 # cannot be published stays in the flash buffer and Wi-Fi is retried with backoff.
 # BATTERY.md 4.2-4.6 has the numbers behind this order.
 
-from timefmt import seconds_to_next
+from timefmt import clock_known, seconds_to_next
 
 # Retained commands arrive right after SUBSCRIBE; this is how long a wake listens for them.
 _CMD_LISTEN_MS = 300
@@ -54,7 +54,7 @@ def remember(node, state):
 
 def run(node, state, hw, log=print):
     """One wake. hw: the board (clock, wall_time(), wifi_connect(state, deadline_ms),
-    wifi_off(), stay_awake_pin(), feed()). Returns milliseconds to deep sleep, or None when the
+    sync_clock(), wifi_off(), stay_awake_pin(), feed()). Returns milliseconds to deep sleep, or None when the
     node must stay awake (a stay_awake command or the maintenance pin)."""
     cfg = node.cfg
     battery = cfg["battery"]
@@ -81,6 +81,8 @@ def run(node, state, hw, log=print):
     if elapsed >= state.net_retry_at:
         hw.feed()
         if hw.wifi_connect(state, deadline):
+            if not clock_known(hw.wall_time()):
+                hw.sync_clock()  # a cold start: NTP once; the RTC keeps time through deep sleep
             left_s = clock.ticks_diff(deadline, clock.ticks_ms()) // 1000
             node.mqtt.timeout_s = max(1, min(10, left_s))
             try:

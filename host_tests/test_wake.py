@@ -145,3 +145,13 @@ def test_meter_asleep_backoff_survives_sleep(tmp_path):
     assert tries[:3] == [True, True, True] and tries.count(True) < 12
     diag = json.loads(w.on("diag")[-1])
     assert diag["meter_reachable"] is False
+
+
+def test_cold_start_sets_the_clock_by_ntp_once(tmp_path):
+    w = World(str(tmp_path / "buf"))
+    w.hw.clock_set = False
+    w.wake()
+    w.wake()
+    assert w.hw.clock_syncs == 1
+    states = [json.loads(p) for p in w.on("state")]
+    assert "time" not in states[0] and states[1]["time"].startswith("2026-11-23T")

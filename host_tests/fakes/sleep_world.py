@@ -39,6 +39,8 @@ class FakeHw:
         self.connects = []  # (cached, ms) per attempt
         self.boots = 1
         self.feeds = 0
+        self.clock_syncs = 0
+        self.clock_set = True  # False: a cold start before NTP (wall_time reads 2000-01-01)
 
     def wifi_connect(self, state, deadline):
         t0 = self.clock.ticks_ms()
@@ -51,6 +53,11 @@ class FakeHw:
         state.bssid, state.channel = b"\x02\x11\x22\x33\x44\x55", 6
         self.connects.append((cached, self.clock.ticks_ms() - t0))
         self.network = True
+        return True
+
+    def sync_clock(self):
+        self.clock_syncs += 1
+        self.clock_set = True
         return True
 
     def wifi_off(self):
@@ -88,6 +95,8 @@ class World:
         self.awake_ms = []
 
     def wall_time(self):
+        if not self.hw.clock_set:
+            return self.clock.now // 1000  # the ESP32's epoch before NTP: "clock unknown"
         return EPOCH_2026 + self.clock.now // 1000
 
     def log(self, text):
