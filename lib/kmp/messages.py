@@ -14,12 +14,12 @@ from kmp.errors import LengthError, RequestError
 from kmp.frame import MAX_REGISTERS_PER_REQUEST
 from kmp.value import decode_value, encode_value, format_decimal
 
-# Unit codes of the clock and date formats (kmp.units; repeated here so that reading registers
-# does not load the unit-name table).
-_CLOCK = const(47)
-_DATE_YYMMDD = const(48)
-_DATE_YYYYMMDD = const(49)
-_DATE_MMDD = const(50)
+# Unit codes of the clock and date formats. Defined here, not in kmp.units, so that reading
+# registers does not load the unit-name table; kmp.units re-exports them.
+CLOCK = const(47)  # hh:mm:ss as decimal hhmmss
+DATE_YYMMDD = const(48)
+DATE_YYYYMMDD = const(49)
+DATE_MMDD = const(50)
 
 # Smallest record: RID (2) + unit (1) + NoB (1) + SiEx (1) + one value byte.
 _MIN_RECORD = 6
@@ -57,7 +57,7 @@ class Register:
     def clock(self):
         """(h, m, s) for unit 47 (decimal hhmmss), None when not a valid time of day."""
         v = self._whole()
-        if self.unit != _CLOCK or v is None:
+        if self.unit != CLOCK or v is None:
             return None
         h, m, s = v // 10000, v // 100 % 100, v % 100
         if h > 23 or m > 59 or s > 59:
@@ -69,14 +69,14 @@ class Register:
         v = self._whole()
         if v is None:
             return None
-        if self.unit == _DATE_MMDD:
+        if self.unit == DATE_MMDD:
             m, d = v // 100, v % 100
             return (m, d) if _valid_month_day(m, d) else None
-        if self.unit == _DATE_YYMMDD:
+        if self.unit == DATE_YYMMDD:
             if v > 999999:
                 return None
             y = 2000 + v // 10000
-        elif self.unit == _DATE_YYYYMMDD:
+        elif self.unit == DATE_YYYYMMDD:
             y = v // 10000
         else:
             return None

@@ -2,18 +2,7 @@
 # PyKamstrup); 21 and 25 read as W and var (the only self-consistent reading, CONPOT; the raw code
 # is always kept); 65..74 are CONPOT's extensions. Unknown codes stay usable as "unit_<code>".
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):  # type: ignore[misc]
-        return x
-
-
-CLOCK = const(47)  # hh:mm:ss as decimal hhmmss
-DATE_YYMMDD = const(48)
-DATE_YYYYMMDD = const(49)
-DATE_MMDD = const(50)
+from kmp.messages import CLOCK, DATE_MMDD, DATE_YYMMDD, DATE_YYYYMMDD  # noqa: F401  (re-export)
 
 _NAMES = (
     "", "Wh", "kWh", "MWh", "GWh", "J", "kJ", "MJ", "GJ", "Cal",  # 0-9
