@@ -2,7 +2,10 @@
 # fixed register table, with optional echo and latency. (The full virtual MULTICAL with evolving
 # values and fault injection is tools/virtual_meter.py.)
 
+from fake_clock import FakeClock
+from fake_uart import FakeUart
 from kmp import frame, messages
+from kmp.link import MeterLink
 
 
 class SimpleMeter:
@@ -42,3 +45,26 @@ class SimpleMeter:
         resp = frame.encode_frame(f.address, f.cid, data, frame.START_FROM_METER)
         out.append((self.latency_ms, resp))
         return out
+
+
+# The seven ESPHome sensors and a register table for link tests on CPython and MicroPython.
+SEVEN = [0x3C, 0x50, 0x56, 0x57, 0x59, 0x4A, 0x44]
+VALUES = {
+    0x3C: (8, 123456789, -3),
+    0x50: (22, 123, -1),
+    0x56: (37, 6512, -2),
+    0x57: (37, 4012, -2),
+    0x59: (38, 2500, -2),
+    0x4A: (41, 456, 0),
+    0x44: (40, 1234567, -2),
+    0x3EC: (46, 7126, 0),
+    0x63: (0, 0, 0),
+}
+
+
+def make(meter=None, byte_ms=None, **kw):
+    """(clock, uart, meter, link): a MeterLink on a fake UART and clock, SimpleMeter behind."""
+    clock = FakeClock()
+    meter = meter or SimpleMeter(dict(VALUES))
+    uart = FakeUart(clock, meter, byte_ms=byte_ms)
+    return clock, uart, meter, MeterLink(uart, clock=clock, **kw)

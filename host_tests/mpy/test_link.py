@@ -6,27 +6,7 @@ from kmp import frame
 from kmp.errors import CrcError, NoAnswer
 from kmp.link import MeterLink, wire_ms
 from mptest import assert_raises, run
-from simple_meter import SimpleMeter
-
-SEVEN = [0x3C, 0x50, 0x56, 0x57, 0x59, 0x4A, 0x44]
-VALUES = {
-    0x3C: (8, 123456789, -3),
-    0x50: (22, 123, -1),
-    0x56: (37, 6512, -2),
-    0x57: (37, 4012, -2),
-    0x59: (38, 2500, -2),
-    0x4A: (41, 456, 0),
-    0x44: (40, 1234567, -2),
-    0x3EC: (46, 7126, 0),
-    0x63: (0, 0, 0),
-}
-
-
-def make(meter=None, byte_ms=None, **kw):
-    clock = FakeClock()
-    meter = meter or SimpleMeter(dict(VALUES))
-    uart = FakeUart(clock, meter, byte_ms=byte_ms)
-    return clock, uart, meter, MeterLink(uart, clock=clock, **kw)
+from simple_meter import SEVEN, VALUES, SimpleMeter, make
 
 
 def test_read_seven_with_echo_paced():
