@@ -2,10 +2,50 @@
 #   .venv/bin/python main.py --config FILE
 import sys
 
-if sys.implementation.name == "micropython":
+
+def make_hardware(cfg, watchdog_ms):
+    """Every hardware object the node uses, made here and handed down (nothing below creates
+    any): the meter's UART at 1200 8N2, the Wi-Fi station, the watchdog, the stay-awake pin and
+    the loop's timer."""
+    import machine
+    import network
+
+    m = cfg["meter"]
+    pin = cfg["battery"]["stay_awake_pin"]
+    return (
+        machine.UART(m["uart"], baudrate=1200, bits=8, parity=None, stop=2,
+                     rx=m["rx_pin"], tx=m["tx_pin"], timeout=0, rxbuf=512),
+        network.WLAN(network.STA_IF),
+        machine.WDT(timeout=watchdog_ms),
+        None if pin is None else machine.Pin(pin, machine.Pin.IN, machine.Pin.PULL_UP),
+        machine.Timer(0),
+    )  # fmt: skip
+
+
+def esp32():
+    import gc
+
+    import machine
+
     import board
 
-    board.main()
+    rtc = machine.RTC()
+    boot_pin = machine.Pin(0, machine.Pin.IN, machine.Pin.PULL_UP)  # BOOT: hold for the REPL
+    woke = machine.reset_cause() == machine.DEEPSLEEP_RESET
+    running = board.start(rtc.memory, woke, boot_pin, make_hardware)
+    # Startup is over: its code (and the RTC state and config code it used) leaves RAM.
+    del board
+    for name in ("board", "rtcstate", "wake", "config"):
+        sys.modules.pop(name, None)
+    gc.collect()
+    if running is not None:
+        import esp32
+
+        esp32.run_mains(*running)
+
+
+if sys.implementation.name == "micropython":
+    esp32()
 else:
     # (string operations, not os.path: this file is type-checked against MicroPython's stubs)
     _root = __file__.rpartition("/")[0] or "."

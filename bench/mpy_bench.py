@@ -8,6 +8,7 @@
 
 import gc
 import json
+import os
 import sys
 import time
 
@@ -55,48 +56,129 @@ def cpu_bench(rounds):
     return {"decode_us": decode, "payload_us": payload}
 
 
-# What a mains node keeps loaded while it runs (config, discovery, ha and the flash buffer are
-# dropped once used; board.py is the ESP32 wiring, imported here over fake machine/network).
-RESIDENT = ("exactjson", "kmp.errors", "kmp.frame", "kmp.value", "kmp.messages", "kmp.link",
-            "ticks", "timefmt", "guard", "mqttlink", "payloads", "node", "loop", "lazybuffer",
-            "board")  # fmt: skip
+REPLAY = "bench/bench_replay.json"  # written by bench.py (record_meter.py) before this runs
+LIFE_CYCLES = 20
+
+
+class _World:
+    """Everything around the node, all fakes, made before the app's first import: a replayed
+    meter behind a fake UART, a fake broker and client, a fake clock, board and timer."""
+
+    def __init__(self):
+        from fake_clock import FakeClock
+        from fake_mqtt import FakeBroker, FakeMqttClient
+        from fake_platform import FakePlatform
+        from fake_uart import FakeUart
+        from replay_line import ReplayLine
+
+        with open(REPLAY) as f:
+            recorded = json.load(f)
+        self.config = recorded["config"]
+        self.clock = FakeClock()
+        self.uart = FakeUart(self.clock, ReplayLine(recorded["frames"]))
+        self.broker = FakeBroker()
+        self.platform = FakePlatform()
+        self._client = FakeMqttClient
+        self.flag_cb = None
+
+    def make_client(self, client_id, server, port, user, password, keepalive, tls):
+        return self._client(self.broker, client_id, server, port, user, password, keepalive, tls)
+
+    def wall_time(self):
+        return 1795435200 + self.clock.now // 1000  # 2026-11-23T12:00:00Z on
+
+    def log(self, text):
+        pass
+
+    # the loop's ticker: the timer fires at once, the clock jumps by the interval
+    def arm(self, ms, callback):
+        self.clock.advance(int(ms))
+        callback()
+
+    def cancel(self):
+        pass
+
+    def forget_traffic(self):
+        self.broker.messages.clear()
+        self.broker.retained.clear()
+        self.uart.written = bytearray()
+
+
+def _boot(w):
+    """The app as a mains ESP32 starts it (board.py), but on the fakes: validated config, the
+    startup modules loaded and dropped again, the node wired."""
+    import config
+
+    cfg = config.validate(w.config, target="host")
+    import board  # noqa: F401  (startup code: loaded at every boot, dropped by main.py)
+    import rtcstate  # noqa: F401
+    from kmp.link import MeterLink
+    from lazybuffer import LazyBuffer
+    from mqttlink import MqttLink
+    from node import Node
+
+    try:
+        os.mkdir("/tmp/bench_resident")
+    except OSError:
+        pass
+    link = MeterLink(w.uart, clock=w.clock)
+    mqtt = MqttLink(w.make_client, cfg, w.clock, w.log)
+    node = Node(cfg, link, mqtt, w.clock, w.wall_time, w.platform, w.log,
+                LazyBuffer("/tmp/bench_resident", 672))  # fmt: skip
+    for name in ("board", "rtcstate", "config"):
+        sys.modules.pop(name, None)
+    return node
+
+
+def _life(w, node):
+    """What a mains node goes through: identity, discovery, LIFE_CYCLES readings through the
+    loop, two commands, a broker outage with the readings buffered on flash and delivered."""
+    import esp32  # noqa: F401  (the ESP32 runtime: imported here over the fake machine)
+    import loop
+
+    def cycles(n):
+        loop.run(node, w, loop.Flag(), w.platform, max_cycles=n)
+        w.forget_traffic()
+
+    cycles(LIFE_CYCLES)
+    w.broker.deliver(node.topic("cmd"), b'{"interval": "15min", "read_now": true}')
+    cycles(2)
+    w.broker.deliver(node.topic("cmd"), b'{"interval": null}')
+    cycles(2)
+    w.broker.up = False
+    cycles(3)
+    w.broker.up = True
+    cycles(3)
+    return node.buffer.pending()
 
 
 def steps():
     gc.collect()
     base = gc.mem_alloc()
     yield
-    import os  # noqa: F401  (built into the ESP32 firmware; a Python wrapper in this port)
+    # os (imported above) and binascii are built into the ESP32 firmware, Python wrappers here
+    import binascii  # noqa: F401
 
-    import machine  # noqa: F401  (the fakes board.py imports: not part of the app)
+    import machine  # noqa: F401  (fakes of what the ESP32 firmware has built in)
     import network  # noqa: F401
 
+    world = _World()
     yield
-    gc_base = gc.mem_alloc()
-    for name in RESIDENT:
-        __import__(name)
+    known = set(sys.modules)
+    before = gc.mem_alloc()
+    node = _boot(world)
     yield
-    imported = gc.mem_alloc() - gc_base
-    # The node's own objects: config, node, link (with its buffers), MQTT session, guard.
-    import config
-    from fake_clock import FakeClock
-    from fake_uart import FakeUart
-    from kmp.link import MeterLink
-    from lazybuffer import LazyBuffer
-    from mqttlink import MqttLink
-    from node import Node, forget_modules
-    from node_harness import BASE_CONFIG, FakePlatform
-
-    cfg = config.validate(BASE_CONFIG, target="host")
-    forget_modules("config")
-    clock = FakeClock()
+    after_boot = gc.mem_alloc() - before
+    left = _life(world, node)
+    world.forget_traffic()
     yield
-    s0 = gc.mem_alloc()
-    app = Node(cfg, MeterLink(FakeUart(clock), clock=clock), MqttLink(None, cfg, clock),
-               clock, lambda: 0, FakePlatform(), buffer=LazyBuffer("/tmp/bench_buf", 672))  # fmt: skip
+    resident = gc.mem_alloc() - before
+    modules = sorted(name for name in sys.modules if name not in known)
+    history = node.history_sent
+    del node
+    world.broker.clients.clear()  # the fake client's callback is the node's
     yield
-    state = gc.mem_alloc() - s0
-    del app
+    resident_state = resident - (gc.mem_alloc() - before)
     # Fakes and the virtual meter come from source and are test scaffolding: measured apart.
     from node_harness import Harness
 
@@ -144,9 +226,13 @@ def steps():
             heap.append(gc.mem_alloc())
     cpu = cpu_bench(CPU_ROUNDS)
     out = {
-        "resident": imported + state,
-        "resident_code": imported,
-        "resident_state": state,
+        "resident": resident,
+        "resident_state": resident_state,
+        "resident_after_boot": after_boot,
+        "resident_modules": modules,
+        "life_cycles": LIFE_CYCLES + 10,
+        "life_history_sent": history,
+        "life_left_buffered": left,
         "per_cycle": per_cycle_all - per_cycle_fakes,
         "per_cycle_with_fakes": per_cycle_all,
         "messages_per_cycle": n_messages / PER_CYCLE_N,

@@ -20,15 +20,18 @@ class Flag:
         return up
 
 
-def run(node, ticker, flag, platform, should_stop=None, max_cycles=None, after_first=None):
+def run(node, ticker, flag, platform, should_stop=None, max_cycles=None, read_first=True):
     """Run the node until should_stop() is true (or max_cycles cycles, for tests).
 
     ticker.arm(ms, callback) starts a one-shot timer (machine.Timer on the ESP32); it is re-armed
     after every cycle, so align (reads at wall-clock multiples) stays exact across drifts.
-    after_first() runs once the first cycle is done (the board clears its crash counter).
+    read_first=False: the first read is an interval away (the board did one during startup).
     """
     align = node.cfg["align"]
-    flag.set()  # first read at once
+    if read_first:
+        flag.set()
+    else:
+        ticker.arm(seconds_to_next(node.wall_time(), node.interval, align) * 1000, flag.set)
     cycles = 0
     while should_stop is None or not should_stop():
         platform.feed()
@@ -36,8 +39,6 @@ def run(node, ticker, flag, platform, should_stop=None, max_cycles=None, after_f
         if flag.take() or node.read_requested:
             node.cycle()
             cycles += 1
-            if cycles == 1 and after_first is not None:
-                after_first()
             if max_cycles is not None and cycles >= max_cycles:
                 break
             # node.interval: the configured one, or what an {"interval": ...} command set

@@ -11,15 +11,9 @@ from kmp.errors import KmpError, NoAnswer
 from mqttlink import FIRMWARE_VERSION
 from timefmt import clock_known, iso_utc
 
-# Readings delivered from the buffer per cycle (QoS 1 each): bounded, so a cycle stays short
-# after a long outage; a full 7-day buffer drains in about 11 cycles.
-HISTORY_PER_CYCLE = 64
-_HISTORY_BATCH = 16
 # After this many reads in a row without an answer the node reads less often (the optical eye
 # is asleep: every try costs the meter's battery), doubling the gap up to an hour.
 NO_ANSWER_BACKOFF_AFTER = 3
-INTERVAL_MIN = 5
-INTERVAL_MAX = 86400
 # Diagnostics go out every DIAG_EVERY cycles, and at once when something a user watches changes
 # (errors, the meter answering or not, a backlog): a diag message is the largest allocation of
 # a cycle. (A battery wake is one cycle of a fresh node: it always sends them.)
@@ -37,6 +31,12 @@ def forget_modules(*names):
             parent = sys.modules.get(pkg)
             if parent is not None and leaf in parent.__dict__:
                 delattr(parent, leaf)
+
+
+def forget_new_modules(before):
+    """Drop every module loaded since before (a set of sys.modules names): what a rare task
+    (discovery, a command, the backlog) brought in leaves RAM with it."""
+    forget_modules(*[name for name in sys.modules if name not in before])
 
 
 class Node:
@@ -240,34 +240,14 @@ class Node:
             return False
         if self.discovery_sent or not self.units:
             return True
-        ok = self._announce()
-        # Discovery's code and tables are needed again only when the units change: let them go.
-        forget_modules("discovery", "ha", "kmp.units")
-        return ok
+        before = set(sys.modules)
+        import announce
 
-    def _announce(self):
-        import discovery
-
-        mq = self.cfg["mqtt"]
-        sensors = self.descriptors()
-        if mq["discovery"]:
-            for topic, payload in discovery.discovery_messages(
-                self.node_id,
-                mq["base_topic"],
-                mq["discovery_prefix"],
-                self.device_info(),
-                sensors,
-                self.interval,
-                FIRMWARE_VERSION,
-                diag_every=DIAG_EVERY,
-            ):
-                if not self.mqtt.publish(topic, payload, True, 1):
-                    return False
-        topic, payload = discovery.units_message(mq["base_topic"], self.node_id, sensors)
-        if not self.mqtt.publish(topic, payload, True, 1):
-            return False
-        self.discovery_sent = True
-        return True
+        try:
+            return announce.announce(self)
+        finally:
+            # Discovery's code and tables are needed again only when the units change.
+            forget_new_modules(before)
 
     def _send_state(self, reading):
         import payloads
@@ -283,34 +263,17 @@ class Node:
         return self.mqtt.publish(topic, payload, True, 1)
 
     def _send_history(self):
-        """Deliver buffered readings oldest first, acknowledging what the broker took."""
-        import payloads
-
-        buf = self.buffer
-        if buf is None:
+        """Deliver buffered readings (firmware/history.py), loaded only while some wait."""
+        if self.buffer is None or not self.buffer.pending():
             return True
-        base = self.cfg["mqtt"]["base_topic"]
-        sent = 0
-        while buf.pending() and sent < HISTORY_PER_CYCLE:
-            batch = buf.peek(_HISTORY_BATCH)
-            if not batch:
-                return True  # what is left did not check out (torn/corrupt): nothing to send
-            last = None
-            for r in batch:
-                self.platform.feed()
-                when = None if r.time is None else iso_utc(r.time)
-                topic, payload = payloads.history_message(base, self.node_id, r.values, when,
-                                                          r.seq, r.uptime)  # fmt: skip
-                if not self.mqtt.publish(topic, payload, False, 1):
-                    break
-                last = r.seq
-                sent += 1
-                self.history_sent += 1
-            if last is not None:
-                buf.ack(last)
-            if last is None or last != batch[-1].seq:
-                return False
-        return True
+        before = set(sys.modules)
+        import history
+
+        try:
+            return history.send(self)
+        finally:
+            if not self.buffer.pending():
+                forget_new_modules(before)
 
     def _send_diag(self):
         import payloads
@@ -325,25 +288,6 @@ class Node:
         topic, payload = payloads.diag_message(self.cfg["mqtt"]["base_topic"], self.node_id,
                                                self.diag())  # fmt: skip
         return self.mqtt.publish(topic, payload, True, 0)
-
-    def descriptors(self):
-        """(id, name, rid, kind, unit_code, exponent) per sensor, units as the meter sent them
-        (None until a register has been read)."""
-        out = []
-        for sid, rid, name, kind in self.sensors:
-            unit = self.units.get(sid)
-            code, exponent = unit if unit else (None, None)
-            out.append((sid, name, rid, kind, code, exponent))
-        return out
-
-    def device_info(self):
-        from kmp.messages import meter_type_name
-
-        return {
-            "model": None if self.meter_type is None else meter_type_name(self.meter_type),
-            "serial": self.serial,
-            "sw_version": self.sw_revision,
-        }
 
     def diag(self):
         p = self.platform
@@ -378,69 +322,15 @@ class Node:
     # -- commands (cmd topic) ------------------------------------------------------------------
 
     def on_command(self, topic, msg):
-        """A JSON command: {"read_now": true}, {"stay_awake": true|false},
-        {"interval": seconds or "15min"}. Anything else is rejected whole; nothing reaches the
-        meter but reads."""
-        import json
+        """A JSON command on the cmd topic (firmware/commands.py). Commands are rare: their
+        code, and the config parser an interval needs, leave RAM again afterwards."""
+        before = set(sys.modules)
+        import commands
 
         try:
-            cmd = json.loads(msg)
-            if not isinstance(cmd, dict) or not cmd:
-                raise ValueError("expected a JSON object")
-            apply = []
-            for key in cmd:
-                apply.append(self._check_command(key, cmd[key]))
-        except (ValueError, TypeError) as e:
-            self.command_errors += 1
-            self._error("command rejected: %s" % e)
-            return False
-        for fn, value in apply:
-            fn(value)
-        self.commands += 1
-        self.last_command = cmd
-        self.log("command: %s" % msg)
-        return True
-
-    def _check_command(self, key, value):
-        if key == "read_now":
-            if value is not True:
-                raise ValueError("read_now: expected true")
-            return self._cmd_read_now, value
-        if key == "stay_awake":
-            if not isinstance(value, bool):
-                raise ValueError("stay_awake: expected true or false")
-            return self._cmd_stay_awake, value
-        if key == "interval":
-            return self._cmd_interval, self._command_interval(value)
-        raise ValueError("unknown command %r; expected read_now, stay_awake or interval" % key)
-
-    def _command_interval(self, value):
-        import config
-
-        if value is None:
-            return self.cfg["update_interval"]  # back to the configured interval
-        if isinstance(value, str):
-            ms = config.duration_ms(value)
-            secs = None if ms is None or ms % 1000 else ms // 1000
-        elif isinstance(value, int) and not isinstance(value, bool):
-            secs = value
-        else:
-            secs = None
-        low = INTERVAL_MIN
-        if self.cfg["battery"]["deep_sleep"]:
-            low = config.MIN_SLEEP_INTERVAL
-        if secs is None or not low <= secs <= INTERVAL_MAX:
-            raise ValueError("interval: expected %d..%d seconds or null" % (low, INTERVAL_MAX))
-        return secs
-
-    def _cmd_read_now(self, _):
-        self.read_requested = True
-
-    def _cmd_stay_awake(self, value):
-        self.stay_awake = value
-
-    def _cmd_interval(self, secs):
-        self.interval = secs
+            return commands.handle(self, msg)
+        finally:
+            forget_new_modules(before)
 
     def _error(self, text):
         self.errors += 1

@@ -373,3 +373,33 @@ def test_node_kind_constants_match_the_register_table():
     from kmp import registers
 
     assert (node_module._TOTAL, node_module._MEASURE) == (registers.TOTAL, registers.MEASURE)
+
+
+# -- RAM: rare tasks leave no code behind ---------------------------------------------------------
+
+
+def test_rare_tasks_drop_the_modules_they_loaded(tmp_path):
+    import sys
+
+    h = Harness(buffer_path=str(tmp_path / "buf"), capacity=16)
+    h.cycle()  # discovery announced
+    assert h.broker.retained[h.topic("units")]
+    for name in ("announce", "discovery", "ha"):  # (the virtual meter keeps kmp.units)
+        assert name not in sys.modules, name
+    assert h.node.on_command(b"x", b'{"interval": "15min"}') and h.node.interval == 900
+    assert "commands" not in sys.modules
+    h.broker.up = False
+    h.cycle()
+    h.broker.up = True
+    h.mqtt._next_try = None
+    h.cycle()  # the backlog goes out on history
+    assert len(h.on("history")) == 1 and h.buffer.pending() == 0
+    assert "history" not in sys.modules and "buffer" not in sys.modules
+
+
+def test_loop_after_a_startup_cycle_waits_an_interval():
+    h = Harness()
+    h.cycle()  # what board.start() does before handing over
+    t = FakeTicker(h.clock)
+    loop.run(h.node, t, loop.Flag(), h.platform, max_cycles=1, read_first=False)
+    assert t.armed[0] == 60000 and h.node.cycles == 2

@@ -1,12 +1,11 @@
 # A whole node on fakes, for tests and benchmarks on CPython and MicroPython: the virtual
 # MULTICAL behind a fake UART, a fake broker behind the umqtt API, a fake clock and board.
 
-import gc
-
 import config
 import ticks  # noqa: F401  (the real module must import on both runtimes)
 from fake_clock import FakeClock
 from fake_mqtt import FakeBroker, FakeMqttClient
+from fake_platform import FakePlatform
 from fake_uart import FakeUart
 from kmp.link import MeterLink
 from mqttlink import MqttLink
@@ -31,25 +30,6 @@ BASE_CONFIG = {
     },
     "custom": [{"name": "E8", "command": "0x0061"}],
 }
-
-
-class FakePlatform:
-    def __init__(self):
-        self.boots = 1
-        self.feeds = 0
-        self.network = True
-
-    def rssi(self):
-        return -61
-
-    def free_heap(self):
-        return gc.mem_free() if hasattr(gc, "mem_free") else None
-
-    def feed(self):
-        self.feeds += 1
-
-    def network_up(self):
-        return self.network
 
 
 class Harness:

@@ -1,6 +1,6 @@
-# firmware/board.py (the ESP32 wiring) under real MicroPython 1.29, on fake machine, network,
-# ntptime and umqtt modules: the UART it makes, mains mode, a battery wake into deep sleep, and
-# safe mode after repeated crashes.
+# The ESP32 entry point (main.py, firmware/board.py startup, firmware/esp32.py loop) under real
+# MicroPython 1.29, on fake machine, network, ntptime and umqtt modules: the UART main.py makes,
+# mains mode, a battery wake into deep sleep, and safe mode after repeated crashes.
 
 import json
 import os
@@ -40,12 +40,16 @@ def _setup(cfg, reset_cause=machine.PWRON_RESET):
     sys.modules.pop("config", None)
     import board
 
+    board.safe_start = lambda pin: True  # no 3 s window in tests
     return board
 
 
 def _main(board):
+    """Run main.py as MicroPython does at reset (board is what it will import)."""
+    with open("main.py") as f:
+        code = f.read()
     try:
-        board.main()
+        exec(code, {"__name__": "__main__"})
     except machine.Stop:
         return "stopped"
     except machine.DeepSleep as e:
@@ -56,7 +60,6 @@ def _main(board):
 def test_mains_mode_reads_and_publishes():
     machine.RTC_MEMORY = b""
     board = _setup(CONFIG)
-    board.safe_start = lambda: True  # no 3 s window in tests
     assert _main(board) == "stopped"
     uart_id, kw = machine.UARTS[0]
     assert uart_id == 1 and kw["baudrate"] == 1200 and kw["bits"] == 8
@@ -68,6 +71,9 @@ def test_mains_mode_reads_and_publishes():
     from rtcstate import RtcState
 
     assert RtcState.unpack(machine.RTC_MEMORY).crashes == 0  # cleared after the first cycle
+    for name in ("board", "config"):  # startup code left RAM before the loop ran
+        assert name not in sys.modules, name
+    assert len([m for m in simple.BROKER.messages if m[0].endswith("/state")]) == 2
 
 
 def test_battery_wake_reads_publishes_and_deep_sleeps():

@@ -115,6 +115,17 @@ def test_outage_goes_to_history_in_order():
     assert ('"heat_energy":%s' % read[4][0]["heat_energy"]) in text
 
 
+def test_rare_tasks_drop_the_modules_they_loaded():
+    import sys
+
+    h = Harness()
+    h.cycle()
+    for name in ("announce", "discovery", "ha"):  # (the virtual meter keeps kmp.units)
+        assert name not in sys.modules, name
+    assert h.node.on_command(b"t", b'{"read_now": true}') and h.node.read_requested
+    assert "commands" not in sys.modules
+
+
 def test_commands_and_meter_backoff():
     h = Harness()
     h.cycle()
