@@ -94,17 +94,23 @@ def connect_wifi(wlan, wifi_cfg):
 
 
 def load_config():
-    """The validated config, or None after printing what is wrong. The validator (~11 KB as
-    .mpy) is dropped afterwards: the loop does not need it."""
-    import config
+    """The validated config (from the cache while config.json is unchanged), or None after
+    printing what is wrong. The validator is dropped afterwards: the loop does not need it."""
+    from node import forget_new_modules
+
+    before = set(sys.modules)
+    import settings
 
     try:
-        return config.load("config.json", target="esp32")
-    except config.ConfigError as e:
+        return settings.load("config.json", "config.cache", "esp32")
+    except Exception as e:
+        config = sys.modules.get("config")
+        if config is None or not isinstance(e, config.ConfigError):
+            raise
         log("config.json is not valid; fix it with mpremote:\n%s" % e)
         return None
     finally:
-        sys.modules.pop("config", None)
+        forget_new_modules(before)
 
 
 def watchdog_ms(cfg):

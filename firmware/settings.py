@@ -1,0 +1,88 @@
+# The validated config, cached on flash. Validating config.json takes the validator
+# (firmware/config.py, the largest module) into RAM, and the names it interns stay there for
+# good; a battery node would also pay for it at every wake. So the result is kept in a cache
+# file, valid while config.json and the validator are byte for byte the ones it was made from;
+# otherwise (first boot, an edit, a new firmware) config.json is validated again.
+
+import json
+import sys
+from binascii import crc32
+
+_CHUNK = 256
+
+
+def _crc_of(path, crc=0):
+    """CRC-32 of a file, read in small chunks (no copy of the file in RAM)."""
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    with open(path, "rb") as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                return crc
+            crc = crc32(view[:n], crc)
+
+
+def validator_file():
+    """Where `import config` loads the validator from (.py before .mpy, as import does)."""
+    for d in sys.path:
+        for ext in (".py", ".mpy"):
+            path = (d + "/" if d else "") + "config" + ext
+            try:
+                open(path, "rb").close()
+                return path
+            except OSError:
+                pass
+    return None
+
+
+def cache_key(path, target):
+    """What the cache must have been made from: config.json, the validator and the target."""
+    validator = validator_file()
+    return "%08x %08x %s" % (
+        _crc_of(path),
+        _crc_of(validator) if validator else 0,
+        target,
+    )
+
+
+def load(path="config.json", cache="config.cache", target="esp32"):
+    """The validated config (config.validate's result). Raises config.ConfigError for a bad
+    config.json, as config.load does; the cache is only written for a good one."""
+    try:
+        key = cache_key(path, target)
+    except OSError:
+        key = None  # config.json unreadable: the validator says so, with the path
+    if key is not None:
+        try:
+            with open(cache) as f:
+                cached = json.load(f)
+            if cached["key"] == key:
+                cfg = cached["config"]
+                cfg["registers"] = [tuple(r) for r in cfg["registers"]]  # JSON made them lists
+                return cfg
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # no cache yet, or a damaged one: validate
+    import config
+
+    cfg = config.load(path, target)
+    if key is not None:
+        _write(cache, key, cfg)
+    return cfg
+
+
+def _write(cache, key, cfg):
+    """Write then rename: a power cut leaves the old cache or the new one, never half."""
+    import os
+
+    tmp = cache + ".tmp"
+    try:
+        with open(tmp, "w") as f:
+            json.dump({"key": key, "config": cfg}, f)
+        try:
+            os.rename(tmp, cache)  # LittleFS replaces the old one in one step
+        except OSError:
+            os.remove(cache)  # FAT does not rename over a file
+            os.rename(tmp, cache)
+    except OSError:
+        pass  # flash full or read-only: the next boot validates again
