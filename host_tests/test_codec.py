@@ -3,7 +3,7 @@
 
 import pytest
 
-from kmp import frame, messages, registers, units
+from kmp import frame, messages, registers, strict, units
 from kmp.errors import (
     AddressError,
     CidError,
@@ -40,7 +40,7 @@ def test_request_frames_match_known_captures():
 
 
 def test_request_to_other_address():
-    f = frame.decode_frame(frame.request_get_serial(0x7F))
+    f = strict.decode_frame(frame.request_get_serial(0x7F))
     assert (f.address, f.cid, f.start) == (0x7F, 2, frame.START_TO_METER)
 
 

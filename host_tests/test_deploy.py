@@ -126,8 +126,8 @@ def test_make_flash_deploys_the_real_build(board, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     check = (
         "exec(open('boot.py').read())\n"
-        "import kmp.frame, kmp.link, kmp.messages, node, config, guard, loop, mqttlink, probe\n"
-        "f = kmp.frame.decode_frame(bytes.fromhex('403f10003c080443000030397fd00d'))\n"
+        "import kmp.strict, kmp.link, kmp.messages, node, config, guard, loop, mqttlink, probe\n"
+        "f = kmp.strict.decode_frame(bytes.fromhex('403f10003c080443000030397fd00d'))\n"
         "print('DEPLOYED', kmp.messages.parse_registers(f.data)[0].text())\n"
         "import os\n"
         "print('FILES', sorted(os.listdir('/')))\n"

@@ -17,7 +17,7 @@ import serial
 
 import kmpsim
 import virtual_meter as vm
-from kmp import frame, messages
+from kmp import frame, messages, strict
 from kmp.link import MeterLink
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +69,7 @@ def test_registers_type_and_serial_over_a_pty(sim_factory):
     with open_client(sim.device) as port:
         for rids in (SEVEN, list(vm.DEFAULT_REGISTERS[8:16]), [vm.SERIAL_NO, 0x1234, vm.HOURS]):
             port.write(frame.request_get_registers(rids))
-            f = frame.decode_frame(read_response(port), frame.START_FROM_METER, 0x3F, 0x10)
+            f = strict.decode_frame(read_response(port), frame.START_FROM_METER, 0x3F, 0x10)
             regs = messages.parse_registers(f.data)
             assert [r.rid for r in regs] == [r for r in rids if r != 0x1234]
             for reg in regs:
@@ -77,7 +77,7 @@ def test_registers_type_and_serial_over_a_pty(sim_factory):
         port.write(frame.request_get_type())
         assert read_response(port).hex() == "403f0104030b1bf96f430d"
         port.write(frame.request_get_serial())
-        f = frame.decode_frame(read_response(port))
+        f = strict.decode_frame(read_response(port))
         assert messages.parse_serial(f.data) == 67051653
     c = sim.counters()
     assert c["requests"] == c["responses"] == 5 and c["corrupted"] == 0
@@ -112,7 +112,7 @@ def test_echo_comes_first(sim_factory):
         port.write(req)
         raw = read_response(port)
     assert raw.startswith(req)
-    f = frame.decode_frame(raw[len(req) :], frame.START_FROM_METER)
+    f = strict.decode_frame(raw[len(req) :], frame.START_FROM_METER)
     assert [r.rid for r in messages.parse_registers(f.data)] == [vm.E1, vm.T1]
 
 
@@ -149,10 +149,10 @@ def test_values_evolve_with_time_scale(sim_factory):
     sim = sim_factory(pace=False, time_scale=36000)
     with open_client(sim.device) as port:
         port.write(frame.request_get_registers([vm.HOURS, vm.E1]))
-        first = messages.parse_registers(frame.decode_frame(read_response(port)).data)
+        first = messages.parse_registers(strict.decode_frame(read_response(port)).data)
         time.sleep(0.2)  # two hours of simulated time
         port.write(frame.request_get_registers([vm.HOURS, vm.E1]))
-        second = messages.parse_registers(frame.decode_frame(read_response(port)).data)
+        second = messages.parse_registers(strict.decode_frame(read_response(port)).data)
     assert second[0].mantissa >= first[0].mantissa + 1
     assert second[1].mantissa > first[1].mantissa
 
@@ -240,7 +240,7 @@ def test_cli_prints_device_and_stops_on_signal(sig):
             port.write(req)
             raw = read_response(port)
             assert raw.startswith(req)  # --echo
-            reg = messages.parse_registers(frame.decode_frame(response_frame(raw)).data)[0]
+            reg = messages.parse_registers(strict.decode_frame(response_frame(raw)).data)[0]
             assert reg.unit == 2 and reg.text() == "342935"  # --energy-unit kWh
         proc.send_signal(sig)
         assert proc.wait(timeout=5) == 0

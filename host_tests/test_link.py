@@ -3,7 +3,7 @@
 
 import pytest
 
-from kmp import frame
+from kmp import frame, strict
 from kmp.errors import CrcError, NoAnswer
 from kmp.link import wire_ms
 from simple_meter import SEVEN, VALUES, SimpleMeter, make
@@ -94,7 +94,7 @@ def test_missing_once_is_recovered_by_the_single_retry():
 
 def test_registers_never_misattributed():
     def liar(wire):  # answers with a register we did not ask for
-        f = frame.decode_frame(wire)
+        f = strict.decode_frame(wire)
         from kmp import messages
 
         data = messages.encode_register(0x3C, 8, 1, 0) + messages.encode_register(0x99, 8, 2, 0)

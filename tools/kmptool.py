@@ -24,7 +24,7 @@ for _p in (os.path.join(_ROOT, "lib"), os.path.join(_ROOT, "tools"), _ROOT):
 
 from exactjson import Number  # noqa: E402
 from exactjson import dumps as exactjson_dumps  # noqa: E402
-from kmp import frame, logger, messages, registers  # noqa: E402
+from kmp import frame, logger, messages, registers, strict  # noqa: E402
 from kmp.errors import KmpError  # noqa: E402
 from kmp.value import decode_value, format_decimal  # noqa: E402
 
@@ -45,6 +45,8 @@ LAYERS = (
 
 def register_json(reg):
     """JSON-ready dict of one register record; value is the exact decimal."""
+    if not isinstance(reg, messages.Register):  # the link's lean record: add dates and times
+        reg = messages.Register(reg.rid, reg.unit, reg.nob, reg.mantissa, reg.exponent)
     out = {"rid": reg.rid}
     entry = registers.by_rid(reg.rid)
     if entry:
@@ -106,7 +108,7 @@ def application_json(cid, data, request=False):
 def decode(raw, layer="physical", unit=0, request=False):
     """Decode bytes at the given layer into a JSON-ready dict; raises KmpError when invalid."""
     if layer == "physical":
-        f = frame.decode_frame(raw)
+        f = strict.decode_frame(raw)
         if f.ack:
             return {"ack": True}
         out = {"address": f.address}

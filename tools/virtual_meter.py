@@ -12,7 +12,7 @@
 # Values are integer mantissas with decimal exponents, as the meter sends them; physics is done
 # in integers (W, l/h, 0.01 degC, milliseconds) so CPython and MicroPython agree to the digit.
 
-from kmp import frame, messages, units
+from kmp import frame, messages, strict, units
 from kmp.errors import KmpError
 from kmp.value import format_decimal
 
@@ -488,7 +488,7 @@ class VirtualMeter:
         """Response wire frame for one request wire frame, or None (the meter stays silent)."""
         self.requests += 1
         try:
-            f = frame.decode_frame(wire, frame.START_TO_METER)
+            f = strict.decode_frame(wire, frame.START_TO_METER)
         except KmpError:
             f = None
         data = None
@@ -620,7 +620,7 @@ class FaultyLine:
 
 def _with_bad_crc(resp, xor):
     # Well framed and stuffed, only the CRC is wrong: the case a CRC check alone must catch.
-    f = frame.decode_frame(resp, frame.START_FROM_METER)
+    f = strict.decode_frame(resp, frame.START_FROM_METER)
     body = bytearray((f.address, f.cid))
     body.extend(f.data)
     crc = frame.crc16(body) ^ xor

@@ -4,7 +4,7 @@
 
 from fake_clock import FakeClock
 from fake_uart import FakeUart
-from kmp import frame, messages
+from kmp import frame, messages, strict
 from kmp.link import MeterLink
 
 
@@ -25,7 +25,7 @@ class SimpleMeter:
         out = [(0, wire)] if self.echo else []
         if self.asleep:
             return out
-        f = frame.decode_frame(wire, frame.START_TO_METER)
+        f = strict.decode_frame(wire, frame.START_TO_METER)
         if f.address != self.address:
             return out
         if f.cid == frame.CID_GET_TYPE:

@@ -14,7 +14,7 @@ except ImportError:  # run with a MICROPYPATH that lacks tools/: the cwd is the 
 
 from fake_clock import FakeClock
 from fake_uart import FakeUart
-from kmp import frame, messages
+from kmp import frame, messages, strict
 from kmp.link import MeterLink
 from mptest import assert_raises, run
 
@@ -95,11 +95,11 @@ def test_prng_matches_cpython():
 def test_get_type_and_serial():
     meter = vm.VirtualMeter()
     assert _hex(meter.handle(frame.request_get_type())) == "403f0104030b1bf96f430d"
-    f = frame.decode_frame(meter.handle(frame.request_get_type()), frame.START_FROM_METER)
+    f = strict.decode_frame(meter.handle(frame.request_get_type()), frame.START_FROM_METER)
     assert messages.parse_type(f.data) == (0x0403, "K6")
     resp = meter.handle(frame.request_get_serial())
     assert _hex(resp) == "403f0203ff20853d780d"
-    assert messages.parse_serial(frame.decode_frame(resp).data) == 67051653
+    assert messages.parse_serial(strict.decode_frame(resp).data) == 67051653
 
 
 def test_get_register_same_as_cpython():
@@ -107,7 +107,7 @@ def test_get_register_same_as_cpython():
     meter.advance(3600)
     resp = meter.handle(frame.request_get_registers(SEVEN))
     assert _hex(resp) == SEVEN_AFTER_1H
-    for reg in messages.parse_registers(frame.decode_frame(resp).data):
+    for reg in messages.parse_registers(strict.decode_frame(resp).data):
         assert (reg.unit, reg.mantissa, reg.exponent) == meter.truth(reg.rid)
     for rid in TEXTS_AFTER_1H:
         assert meter.truth_text(rid) == TEXTS_AFTER_1H[rid], hex(rid)
@@ -133,7 +133,7 @@ def test_float_seconds():
 def test_omitted_and_silence():
     meter = vm.VirtualMeter()
     resp = meter.handle(frame.request_get_registers([vm.E1, 0x1234, vm.INFO_EVENTS]))
-    regs = messages.parse_registers(frame.decode_frame(resp).data)
+    regs = messages.parse_registers(strict.decode_frame(resp).data)
     assert [r.rid for r in regs] == [vm.E1, vm.INFO_EVENTS]
     assert [r.nob for r in regs] == [4, 1]
     assert _hex(meter.handle(frame.request_get_registers([0x1234]))) == "403f10079a0d"

@@ -1,5 +1,6 @@
 # KMP data-link and physical layer: CRC-16/XMODEM, byte stuffing, request frames and a
-# receive-side assembler that can be fed bytes as they arrive from the optical head.
+# receive-side assembler that can be fed bytes as they arrive from the optical head. (Strict
+# decoding of one whole frame, for tools and the simulator, is kmp/strict.py.)
 #
 # Wire frame: [start][dst][CID][data...][CRC hi][CRC lo][stop]; CRC over dst..data (unstuffed),
 # then every reserved byte in dst..CRC is sent as 1B, ~byte. (PROTOCOL.md sections 1-2)
@@ -62,32 +63,6 @@ def stuff(data):
         else:
             out.append(b)
     return bytes(out)
-
-
-def unstuff(data):
-    """Reverse of stuff(); rejects an escape at the end or one that does not yield a reserved byte."""
-    out = bytearray()
-    escaped = False
-    for b in data:
-        if escaped:
-            _check_escaped(b)
-            out.append(b ^ 0xFF)
-            escaped = False
-        elif b == ESCAPE:
-            escaped = True
-        else:
-            out.append(b)
-    if escaped:
-        raise FrameError("escape byte 0x1B at the end of the data: truncated")
-    return bytes(out)
-
-
-def _check_escaped(b):
-    if not is_reserved(b ^ 0xFF):
-        raise FrameError(
-            "invalid escape 1B %02X: expected the complement of 06/0D/1B/40/80, got 0x%02X"
-            % (b, b ^ 0xFF)
-        )
 
 
 def encode_frame(address, cid, data=b"", start=START_TO_METER):
@@ -266,46 +241,3 @@ class FrameAssembler:
     def payload(self):
         """The data bytes of the completed frame (after CID, before CRC), as a memoryview."""
         return self._view[2 : self._n - 2]
-
-
-class Frame:
-    """A decoded frame from decode_frame(). ack frames have address/cid None and empty data."""
-
-    def __init__(self, start, address, cid, data, ack=False):
-        self.start = start
-        self.address = address
-        self.cid = cid
-        self.data = data
-        self.ack = ack
-
-
-def decode_frame(raw, start=None, address=None, cid=None):
-    """Strictly decode one complete wire frame (no leading garbage, no trailing bytes).
-
-    start: START_FROM_METER or START_TO_METER to require a direction, None to accept either.
-    """
-    n = len(raw)
-    if n == 1 and raw[0] == ACK:
-        return Frame(None, None, None, b"", ack=True)
-    if n < 2:
-        raise FrameError("truncated frame: %d byte(s), need at least start and stop" % n)
-    first = raw[0]
-    if start is None:
-        if first != START_FROM_METER and first != START_TO_METER:
-            raise FrameError("start byte: expected 0x40 or 0x80, got 0x%02X" % first)
-        start = first
-    elif first != start:
-        raise FrameError("start byte: expected 0x%02X, got 0x%02X" % (start, first))
-    if raw[n - 1] != STOP:
-        raise FrameError("stop byte: expected 0x0D, got 0x%02X" % raw[n - 1])
-    for i in range(1, n - 1):
-        if raw[i] == start:
-            raise FrameError(
-                "start byte 0x%02X repeated inside the frame at offset %d" % (start, i)
-            )
-    asm = FrameAssembler(start=start)
-    asm.expect(address, cid)
-    used = asm.feed(raw)
-    if not asm.done or used != n:
-        raise FrameError("frame not complete after %d of %d bytes" % (used, n))
-    return Frame(start, asm.address, asm.cid, bytes(asm.payload()))

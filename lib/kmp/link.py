@@ -6,7 +6,7 @@
 # it heard, so a retry waits quiet_ms first. The UART is any object with write(), any() and
 # readinto(): machine.UART on the ESP32, a pyserial adapter on a host, a fake in tests.
 
-from kmp import frame, messages
+from kmp import frame, records
 from kmp.errors import CidError, CrcError, FrameError, KmpError, NoAnswer
 
 _RX_CHUNK = 32
@@ -23,7 +23,7 @@ class ReadResult:
     """What one read() got: values by register id, and what could not be read."""
 
     def __init__(self):
-        self.values = {}  # rid -> messages.Register
+        self.values = {}  # rid -> records.Register
         self.missing = []  # asked, not read this time (failure or absent twice)
         self.unsupported = []  # the meter answers without them: not asked again
         self.error = None  # the last error, when something failed
@@ -98,12 +98,12 @@ class MeterLink:
     def get_type(self):
         """(meter_type, software revision text or None)."""
         return self._transact(
-            frame.request_get_type(self.address), frame.CID_GET_TYPE, messages.parse_type
+            frame.request_get_type(self.address), frame.CID_GET_TYPE, records.parse_type
         )
 
     def get_serial(self):
         return self._transact(
-            frame.request_get_serial(self.address), frame.CID_GET_SERIAL, messages.parse_serial
+            frame.request_get_serial(self.address), frame.CID_GET_SERIAL, records.parse_serial
         )
 
     # -- registers -----------------------------------------------------------------------------
@@ -185,7 +185,7 @@ class MeterLink:
 
     def _read_chunk(self, chunk, request, result):
         try:
-            records = self._transact(request, frame.CID_GET_REGISTER, messages.parse_registers)
+            regs = self._transact(request, frame.CID_GET_REGISTER, records.parse_registers)
         except NoAnswer as e:
             result.error = e
             result.no_answer = True
@@ -193,7 +193,7 @@ class MeterLink:
         except KmpError as e:
             result.error = e
             return False
-        for reg in records:
+        for reg in regs:
             if reg.rid in chunk:  # never take a register we did not ask for
                 result.values[reg.rid] = reg
         return True

@@ -1,53 +1,23 @@
-# KMP application layer: GetType, GetSerialNo and GetRegister payloads (the bytes after the CID).
-# Register records are matched by their register id, never by position: a meter silently omits
-# registers it does not support.
+# KMP application layer: GetType, GetSerialNo and GetRegister payloads (the bytes after the CID),
+# the whole of it for tools, the meter simulator and tests. The node reads responses with the
+# leaner kmp.records, which this module builds on: its Register adds dates, clock times and the
+# SiEx byte; parse_registers makes those.
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):  # type: ignore[misc]
-        return x
-
-
+from kmp import records
 from kmp.errors import LengthError, RequestError
 from kmp.frame import MAX_REGISTERS_PER_REQUEST
-from kmp.value import decode_value, encode_value, format_decimal
-
-# Unit codes of the clock and date formats. Defined here, not in kmp.units, so that reading
-# registers does not load the unit-name table; kmp.units re-exports them.
-CLOCK = const(47)  # hh:mm:ss as decimal hhmmss
-DATE_YYMMDD = const(48)
-DATE_YYYYMMDD = const(49)
-DATE_MMDD = const(50)
-
-# Smallest record: RID (2) + unit (1) + NoB (1) + SiEx (1) + one value byte.
-_MIN_RECORD = 6
+from kmp.records import parse_serial, parse_type, sw_revision_text  # noqa: F401  (the full API)
+from kmp.units import CLOCK, DATE_MMDD, DATE_YYMMDD, DATE_YYYYMMDD
+from kmp.value import encode_value
 
 
-class Register:
-    """One register record from a GetRegister response."""
-
-    def __init__(self, rid, unit, nob, mantissa, exponent):
-        self.rid = rid
-        self.unit = unit
-        self.nob = nob
-        self.mantissa = mantissa
-        self.exponent = exponent
+class Register(records.Register):
+    """One register record, with what tools show of it."""
 
     @property
     def siex(self):
         b = self.exponent if self.exponent >= 0 else 0x40 | -self.exponent
         return b | 0x80 if self.mantissa < 0 else b
-
-    def unit_name(self):
-        from kmp import units
-
-        return units.unit_name(self.unit)
-
-    def text(self):
-        """Exact decimal text of the value, e.g. '12.345'."""
-        return format_decimal(self.mantissa, self.exponent)
 
     def _whole(self):
         if self.exponent < 0 or self.mantissa < 0:
@@ -93,22 +63,7 @@ def _valid_month_day(m, d):
 
 def parse_registers(data):
     """Records of a GetRegister response payload, in the order the meter sent them."""
-    records = []
-    i = 0
-    n = len(data)
-    while i < n:
-        if n - i < _MIN_RECORD:
-            raise LengthError(
-                "register record: %d byte(s) left, need at least %d" % (n - i, _MIN_RECORD)
-            )
-        rid = (data[i] << 8) | data[i + 1]
-        unit = data[i + 2]
-        try:
-            mantissa, exponent, nob, i = decode_value(data, i + 3)
-        except LengthError as e:
-            raise LengthError("register 0x%04X: %s" % (rid, e))
-        records.append(Register(rid, unit, nob, mantissa, exponent))
-    return records
+    return records.parse_registers(data, Register)
 
 
 def parse_register_request(data):
@@ -129,30 +84,6 @@ def parse_register_request(data):
 def encode_register(rid, unit, mantissa, exponent, nob=None):
     """One register record as a meter sends it: RID, unit, [NoB][SiEx][integer]."""
     return bytes((rid >> 8, rid & 0xFF, unit)) + encode_value(mantissa, exponent, nob)
-
-
-def sw_revision_text(raw):
-    """SW revision u16 -> 'F1' (letter, number); None for 0 (not available)."""
-    if raw == 0:
-        return None
-    letter, number = raw >> 8, raw & 0xFF
-    if 1 <= letter <= 26:
-        return chr(0x40 + letter) + str(number)
-    return "0x%04X" % raw
-
-
-def parse_type(data):
-    """GetType payload -> (meter_type u16, software revision text or None)."""
-    if len(data) != 4:
-        raise LengthError("GetType response: expected 4 data bytes, got %d" % len(data))
-    return (data[0] << 8) | data[1], sw_revision_text((data[2] << 8) | data[3])
-
-
-def parse_serial(data):
-    """GetSerialNo payload -> serial number (u32 big-endian)."""
-    if len(data) != 4:
-        raise LengthError("GetSerialNo response: expected 4 data bytes, got %d" % len(data))
-    return (data[0] << 24) | (data[1] << 16) | (data[2] << 8) | data[3]
 
 
 # Meter types from GetType as documented for the MULTICAL 601 (DOC section 6.2.1); other meters

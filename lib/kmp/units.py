@@ -2,7 +2,19 @@
 # PyKamstrup); 21 and 25 read as W and var (the only self-consistent reading, CONPOT; the raw code
 # is always kept); 65..74 are CONPOT's extensions. Unknown codes stay usable as "unit_<code>".
 
-from kmp.messages import CLOCK, DATE_MMDD, DATE_YYMMDD, DATE_YYYYMMDD  # noqa: F401  (re-export)
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):  # type: ignore[misc]
+        return x
+
+
+# Unit codes of the clock and date formats (kmp.messages reads them as times and dates).
+CLOCK = const(47)  # hh:mm:ss as decimal hhmmss
+DATE_YYMMDD = const(48)
+DATE_YYYYMMDD = const(49)
+DATE_MMDD = const(50)
 
 _NAMES = (
     "", "Wh", "kWh", "MWh", "GWh", "J", "kJ", "MJ", "GJ", "Cal",  # 0-9
