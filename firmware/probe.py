@@ -35,15 +35,3 @@ def run(uart, cfg, out=print, clock=None):
     if res.no_answer:
         out("no answer: check the head's position and magnets, or press a meter button")
     return len(res.values)
-
-
-def main():
-    import machine
-
-    import config
-
-    cfg = config.load("config.json", target="esp32")
-    m = cfg["meter"]
-    uart = machine.UART(m["uart"], baudrate=1200, bits=8, parity=None, stop=2,
-                        rx=m["rx_pin"], tx=m["tx_pin"], timeout=0, rxbuf=512)  # fmt: skip
-    run(uart, cfg)
