@@ -14,7 +14,7 @@ DEVICE_DIRS := $(wildcard lib firmware)
 DEVICE_PY := $(sort $(if $(DEVICE_DIRS),$(shell find $(DEVICE_DIRS) -name '*.py' -not -path '*/__pycache__/*'))) $(wildcard boot.py main.py)
 MYPY_TARGETS := $(DEVICE_DIRS) $(wildcard boot.py main.py)
 
-.PHONY: all test mpy-check test-host test-mpy build lint clean distclean bench demo flash probe
+.PHONY: all test mpy-check test-host test-mpy build lint clean distclean bench demo flash probe romfs flash-romfs
 all: test
 
 $(VENV)/.stamp: requirements-dev.txt
@@ -87,6 +87,22 @@ MPREMOTE = $(BIN)/mpremote connect $(PORT)
 flash: build
 	@test -f config.json || { echo "flash: config.json missing"; exit 1; }
 	$(MPREMOTE) cp -r build/lib : + cp -r build/firmware : + cp build/boot.py build/main.py config.json : + reset
+
+# The lib/ and firmware/ .mpy trees of the build as one ROMFS image (executed in place from flash;
+# needs a MicroPython build with a ROMFS partition, stock ESP32_GENERIC has none).
+romfs: build
+	@rm -rf build/romfs; mkdir -p build/romfs
+	@cp -r build/lib build/firmware build/romfs/
+	@$(BIN)/mpremote romfs -o build/app.romfs --no-mpy build build/romfs >/dev/null
+	@rm -rf build/romfs
+	@echo "romfs: build/app.romfs, $$(wc -c < build/app.romfs) bytes"
+
+# Write that image to the board's ROMFS partition (mounted at /rom; mpremote deploys a .romfs
+# file as is, the same bytes `make bench` measures), copy boot.py, main.py and your config.json
+# to its filesystem, then reset it.
+flash-romfs: romfs
+	@test -f config.json || { echo "flash-romfs: config.json missing"; exit 1; }
+	$(MPREMOTE) romfs deploy build/app.romfs + cp build/boot.py build/main.py config.json : + reset
 
 # One-shot read on the board (identity, values, link counters) to help align the IR head.
 probe: $(VENV)/.stamp

@@ -56,7 +56,11 @@ def cpu_bench(rounds):
     return {"decode_us": decode, "payload_us": payload}
 
 
-REPLAY = "bench/bench_replay.json"  # written by bench.py (record_meter.py) before this runs
+# Written by bench.py before this runs: the recorded meter (record_meter.py), and config.json
+# with the cache a normal boot finds (write_config_cache).
+REPLAY = "bench/bench_replay.json"
+CONFIG_JSON = "bench/bench_config.json"
+CONFIG_CACHE = "bench/bench_config.cache"
 LIFE_CYCLES = 20
 
 
@@ -104,18 +108,19 @@ class _World:
         self.uart.written = bytearray()
 
 
-def _boot(w):
-    """The app as a mains ESP32 starts it (board.py), but on the fakes: validated config, the
-    startup modules loaded and dropped again, the node wired."""
-    import config
-
-    cfg = config.validate(w.config, target="host")
+def _boot(w, cache=CONFIG_CACHE):
+    """The app as a mains ESP32 starts it (board.py), but on the fakes: the config from its
+    cache (cache=None: validated, as on the first boot after an edit), the startup modules
+    loaded and dropped again, the node wired; in board.start()'s order."""
     import board  # noqa: F401  (startup code: loaded at every boot, dropped by main.py)
     import rtcstate  # noqa: F401
+    import settings
+    from node import Node
+
+    cfg = settings.load(CONFIG_JSON, cache or "/tmp/no_such.cache", "host")
     from kmp.link import MeterLink
     from lazybuffer import LazyBuffer
     from mqttlink import MqttLink
-    from node import Node
 
     try:
         os.mkdir("/tmp/bench_resident")
@@ -125,7 +130,7 @@ def _boot(w):
     mqtt = MqttLink(w.make_client, cfg, w.clock, w.log)
     node = Node(cfg, link, mqtt, w.clock, w.wall_time, w.platform, w.log,
                 LazyBuffer("/tmp/bench_resident", 672))  # fmt: skip
-    for name in ("board", "rtcstate", "config"):
+    for name in ("board", "rtcstate", "settings", "config", "kmp.registers"):
         sys.modules.pop(name, None)
     return node
 
@@ -152,7 +157,8 @@ def _life(w, node):
     return node.buffer.pending()
 
 
-def steps():
+def steps(app_from=None):
+    """app_from: where every app module must have been imported from (romfs_steps)."""
     gc.collect()
     base = gc.mem_alloc()
     yield
@@ -174,6 +180,8 @@ def steps():
     yield
     resident = gc.mem_alloc() - before
     modules = sorted(name for name in sys.modules if name not in known)
+    if app_from is not None:
+        _check_imported_from(app_from, modules)
     history = node.history_sent
     del node
     world.broker.clients.clear()  # the fake client's callback is the node's
@@ -246,5 +254,88 @@ def steps():
     print(json.dumps(out))
 
 
+def first_boot_steps():
+    """Heap after a boot that validates config.json (the first after an edit or an update)."""
+    import binascii  # noqa: F401
+
+    import machine  # noqa: F401
+    import network  # noqa: F401
+
+    world = _World()
+    yield
+    before = gc.mem_alloc()
+    node = _boot(world, cache=None)
+    yield
+    print(json.dumps({"resident_after_first_boot": gc.mem_alloc() - before}))
+    del node
+
+
+# Built by bench.py (make romfs) before the "romfs" run: build/lib and build/firmware in one image.
+ROMFS_IMAGE = "build/app.romfs"
+# sys.path entries that hold app modules outside the image (source and .mpy trees, any root)
+_APP_DIRS = ("lib", "firmware", "build", "build/lib", "build/firmware")
+
+
+def romfs_steps():
+    """steps() with the app imported from a ROMFS image mounted at /rom: .mpy executed in place,
+    as on a MicroPython build with a ROMFS partition. On the device the image is flash; here
+    its bytes are in the GC heap, so they are read and mounted before steps() takes its
+    baseline (kept alive by this frame and the mount), and take no part in what it measures."""
+    import vfs
+
+    with open(ROMFS_IMAGE, "rb") as f:
+        image = f.read()
+    vfs.mount(vfs.VfsRom(image), "/rom")
+    # /rom/lib and /rom/firmware first; no other directory may supply an app module. The fakes,
+    # the virtual meter and bench/ stay on the normal path.
+    keep = []
+    for p in sys.path:
+        if not any(p == d or p.endswith("/" + d) for d in _APP_DIRS):
+            keep.append(p)
+    sys.path.clear()
+    sys.path.extend(["/rom/lib", "/rom/firmware"] + keep)
+    yield
+    yield from steps(app_from="/rom/")
+    vfs.umount("/rom")
+    del image
+
+
+def _check_imported_from(prefix, modules):
+    """Fail loudly unless the app (node, and every module the life loaded) came from prefix."""
+    wrong = []
+    for name in sorted(set(modules) | {"node"}):
+        where = getattr(sys.modules[name], "__file__", prefix)  # built-ins have none
+        if not where.startswith(prefix):
+            wrong.append("%s from %s" % (name, where))
+    if wrong:
+        raise RuntimeError("app modules not imported from %s: %s" % (prefix, ", ".join(wrong)))
+
+
+def write_config_cache(root, config):
+    """On CPython: config.json and the cache a device would have made from it, keyed as the
+    .mpy build's validator is what the MicroPython run imports."""
+    import settings
+
+    path = os.path.join(root, CONFIG_JSON)
+    with open(path, "w") as f:
+        json.dump(config, f)
+    validator = os.path.join(root, "build", "firmware", "config.mpy")
+    real = settings.validator_file
+    settings.validator_file = lambda: validator
+    try:
+        key = settings.cache_key(path, "host")
+    finally:
+        settings.validator_file = real
+    import config as validator_module
+
+    settings._write(os.path.join(root, CONFIG_CACHE), key,
+                    validator_module.validate(config, target="host"))  # fmt: skip
+
+
 if sys.implementation.name == "micropython":
-    MPWASM_STEPS = steps()
+    if "first-boot" in sys.argv:
+        MPWASM_STEPS = first_boot_steps()
+    elif "romfs" in sys.argv:
+        MPWASM_STEPS = romfs_steps()
+    else:
+        MPWASM_STEPS = steps()

@@ -30,4 +30,4 @@ def record(path, cycles=60):
         h.cycle()
     with open(path, "w") as f:
         json.dump({"config": BASE_CONFIG, "frames": rec.recorded}, f)
-    return rec.recorded
+    return {"config": BASE_CONFIG, "frames": rec.recorded}
