@@ -191,6 +191,10 @@ def section_mpy():
     for key, label in (("decode_us", "frame decode (8-register response, assembler + parse)"),
                        ("payload_us", "state payload build (7 sensors, exact JSON)")):  # fmt: skip
         say("| %s | %.0f us | %.0f us |" % (label, mp[key], cp[key]))
+    if "config_cached_us" in mp:
+        say("| config at boot (every wake in battery mode): from its cache / validated, the "
+            "validator loaded | %.0f us / %.0f us | |"
+            % (mp["config_cached_us"], mp["config_validated_us"]))  # fmt: skip
     say()
     say(
         "WASM runs on a desktop CPU: the CPU figures compare code paths, not an ESP32 (informative)."

@@ -42,18 +42,21 @@ def _check(node, key, value):
 
 
 def _interval(node, value):
-    import config
+    import durations
 
     if value is None:
         return node.cfg["update_interval"]  # back to the configured interval
     if isinstance(value, str):
-        ms = config.duration_ms(value)
+        ms = durations.duration_ms(value)
         secs = None if ms is None or ms % 1000 else ms // 1000
     elif isinstance(value, int) and not isinstance(value, bool):
         secs = value
     else:
         secs = None
-    low = config.MIN_SLEEP_INTERVAL if node.cfg["battery"]["deep_sleep"] else config.INTERVAL_MIN
-    if secs is None or not low <= secs <= config.INTERVAL_MAX:
-        raise ValueError("interval: expected %d..%d seconds or null" % (low, config.INTERVAL_MAX))
+    low = durations.INTERVAL_MIN
+    if node.cfg["battery"]["deep_sleep"]:
+        low = durations.MIN_SLEEP_INTERVAL
+    top = durations.INTERVAL_MAX
+    if secs is None or not low <= secs <= top:
+        raise ValueError("interval: expected %d..%d seconds or null" % (low, top))
     return secs

@@ -9,6 +9,7 @@
 
 import json
 
+from durations import INTERVAL_MAX, INTERVAL_MIN, MIN_SLEEP_INTERVAL, duration_ms
 from kmp import registers
 
 TARGETS = ("esp32", "host")
@@ -72,8 +73,6 @@ SENSOR_NAMES = {
 
 RESERVED_IDS = ("time",)  # keys of the state JSON besides the sensor ids
 
-INTERVAL_MIN = 5  # seconds: the meter's optical eye and battery need rests between reads
-INTERVAL_MAX = 86400  # 24 h
 TLS_PORT = 8883
 ID_MAX = 64
 
@@ -84,7 +83,6 @@ _ID_CHARS = _LOWER + _DIGITS + "_"
 _NODE_CHARS = _ID_CHARS + "ABCDEFGHIJKLMNOPQRSTUVWXYZ-"
 _MISSING = object()  # default of a required field
 _DURATION_HINT = 'expected seconds (a number) or a duration like "60s", "15min", "1h", "2h30min"'
-_UNIT_MS = {"ms": 1, "s": 1000, "sec": 1000, "min": 60000, "h": 3600000, "d": 86400000}
 # ESP32 (not S2/S3/C3): GPIO6..11 drive the SPI flash, 34..39 are input-only, these do not exist.
 _FLASH_PINS = (6, 7, 8, 9, 10, 11)
 _NO_PINS = (24, 28, 29, 30, 31)
@@ -411,46 +409,6 @@ def _meter(v, path, c):
 # -- update_interval -----------------------------------------------------------------------------
 
 
-def duration_ms(text):
-    """A duration such as "60s", "15min", "1.5h", "2h30min", "5000ms" -> int ms; None if not one."""
-    s = text.strip().lower()
-    if len(s) > 32:
-        return None
-    n = len(s)
-    i = 0
-    total = 0
-    parts = 0
-    while i < n:
-        j = i
-        while j < n and s[j] in _DIGITS:
-            j += 1
-        whole = s[i:j]
-        frac = ""
-        if j < n and s[j] == ".":
-            k = j + 1
-            while k < n and s[k] in _DIGITS:
-                k += 1
-            frac = s[j + 1 : k]
-            j = k
-        if whole == "" and frac == "":
-            return None
-        while j < n and s[j] == " ":
-            j += 1
-        u = j
-        while u < n and s[u] in _LOWER:
-            u += 1
-        mult = _UNIT_MS.get(s[j:u])
-        if mult is None:
-            return None
-        scale = 10 ** len(frac)
-        total += (int(whole or "0") * scale + int(frac or "0")) * mult // scale
-        parts += 1
-        while u < n and s[u] == " ":
-            u += 1
-        i = u
-    return total if parts else None
-
-
 def _interval(v, path, c):
     """Seconds as a number or a duration string -> int seconds."""
     if isinstance(v, bool) or not isinstance(v, (int, float, str)):
@@ -609,10 +567,6 @@ _BATTERY = (
     ("gateway", _ipv4),
     ("dns", _ipv4),
 )
-
-# Deep sleep below a minute costs more than it saves (every wake pays boot + Wi-Fi, see
-# bench/RESULTS.md) and reads the meter's optical eye 1440 times a day.
-MIN_SLEEP_INTERVAL = 60
 
 
 def _battery(v, path, c):

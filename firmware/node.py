@@ -273,6 +273,7 @@ class Node:
             return history.send(self)
         finally:
             if not self.buffer.pending():
+                forget_modules("history")  # also when an earlier cycle (longer backlog) loaded it
                 forget_new_modules(before)
 
     def _send_diag(self):
@@ -323,7 +324,7 @@ class Node:
 
     def on_command(self, topic, msg):
         """A JSON command on the cmd topic (firmware/commands.py). Commands are rare: their
-        code, and the config parser an interval needs, leave RAM again afterwards."""
+        code leaves RAM again afterwards."""
         before = set(sys.modules)
         import commands
 

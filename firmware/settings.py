@@ -9,6 +9,8 @@ import sys
 from binascii import crc32
 
 _CHUNK = 256
+# The validator and the modules whose tables decide what it returns.
+_VALIDATOR = ("config", "durations", "kmp/registers")
 
 
 def _crc_of(path, crc=0):
@@ -23,11 +25,12 @@ def _crc_of(path, crc=0):
             crc = crc32(view[:n], crc)
 
 
-def validator_file():
-    """Where `import config` loads the validator from (.py before .mpy, as import does)."""
+def module_file(name):
+    """Where `import name` loads from ("kmp/registers" for kmp.registers; .py before .mpy in
+    each sys.path entry, as import does), or None."""
     for d in sys.path:
         for ext in (".py", ".mpy"):
-            path = (d + "/" if d else "") + "config" + ext
+            path = (d + "/" if d else "") + name + ext
             try:
                 open(path, "rb").close()
                 return path
@@ -36,14 +39,17 @@ def validator_file():
     return None
 
 
+def validator_files():
+    return [module_file(name) for name in _VALIDATOR]
+
+
 def cache_key(path, target):
     """What the cache must have been made from: config.json, the validator and the target."""
-    validator = validator_file()
-    return "%08x %08x %s" % (
-        _crc_of(path),
-        _crc_of(validator) if validator else 0,
-        target,
-    )
+    crc = 0
+    for f in validator_files():
+        if f is not None:
+            crc = _crc_of(f, crc)
+    return "%08x %08x %s" % (_crc_of(path), crc, target)
 
 
 def load(path="config.json", cache="config.cache", target="esp32"):

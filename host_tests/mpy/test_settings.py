@@ -64,15 +64,17 @@ def test_another_target_or_validator_makes_another_key():
     _fresh()
     assert settings.cache_key(PATH, "esp32") != settings.cache_key(PATH, "host")
     key = settings.cache_key(PATH, "esp32")
-    real = settings.validator_file
-    other = DIR + "/other_validator.py"
+    files = settings.validator_files()
+    assert None not in files and files[0].endswith(("config.py", "config.mpy")), files
+    real = settings.validator_files
+    other = DIR + "/other_registers.py"
     with open(other, "w") as f:
-        f.write("# a new firmware's validator\n")
-    settings.validator_file = lambda: other
+        f.write("# a new firmware's register table\n")
+    settings.validator_files = lambda: files[:2] + [other]
     try:
         assert settings.cache_key(PATH, "esp32") != key
     finally:
-        settings.validator_file = real
+        settings.validator_files = real
 
 
 def test_a_damaged_cache_is_replaced():
