@@ -247,6 +247,7 @@ def steps(app_from=None):
         "messages_per_cycle": n_messages / PER_CYCLE_N,
         "cycles": GROWTH_CYCLES,
         "growth": heap[-1] - heap[1],
+        "heap_series": heap,
         "heap_min": min(heap[1:]),
         "heap_max": max(heap[1:]),
         "base": base,
