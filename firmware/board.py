@@ -12,7 +12,7 @@ import time
 
 import machine
 
-from esp32 import Esp32Platform, crashed, log, set_clock
+from esp32 import Esp32Platform, crashed, log
 
 _WDT_MS = 90000  # mains: a backstop, longer than the worst bounded cycle (link, MQTT deadlines)
 _SAFE_WINDOW_MS = 3000
@@ -36,8 +36,20 @@ def safe_start(boot_pin):
     return True
 
 
+def set_clock():
+    try:
+        import ntptime
+
+        ntptime.settime()
+        return True
+    except Exception as e:  # OSError on timeout: readings are marked as taken without a clock
+        log("ntp: %s" % e)
+        return False
+
+
 class BatteryPlatform(Esp32Platform):
-    """Esp32Platform plus the fast reconnect a battery wake uses."""
+    """Esp32Platform plus what a battery wake does with the radio: a fast reconnect, NTP on a
+    cold start, switching Wi-Fi off before the sleep."""
 
     def __init__(self, wlan, wdt, cfg, boots, stay_pin=None):
         super().__init__(wlan, wdt, cfg, boots, stay_pin)
@@ -78,6 +90,16 @@ class BatteryPlatform(Esp32Platform):
                 state.bssid, state.channel = bytes(best[0]), best[1]
         except (OSError, UnicodeError):
             pass
+
+    def sync_clock(self):
+        return set_clock()
+
+    def wifi_off(self):
+        try:
+            self.wlan.disconnect()
+        except OSError:
+            pass
+        self.wlan.active(False)
 
 
 def connect_wifi(wlan, wifi_cfg):

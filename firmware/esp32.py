@@ -1,5 +1,5 @@
 # The ESP32 pieces a running node keeps: board facts for the node, the one-shot timer, the MQTT
-# client factory, NTP, and the mains loop. Startup (config, RTC state, safe mode, the first cycle,
+# client factory and the mains loop. Startup (config, RTC state, safe mode, the first cycle,
 # a battery wake) is firmware/board.py, which is dropped from RAM before the loop starts.
 # The hardware objects themselves are made in main.py and handed in.
 
@@ -51,16 +51,6 @@ class Esp32Platform:
     def stay_awake_pin(self):
         return self._pin is not None and self._pin.value() == 0
 
-    def sync_clock(self):
-        return set_clock()
-
-    def wifi_off(self):
-        try:
-            self.wlan.disconnect()
-        except OSError:
-            pass
-        self.wlan.active(False)
-
 
 class TimerTicker:
     def __init__(self, timer):
@@ -87,17 +77,6 @@ def make_client(client_id, server, port, user, password, keepalive, tls):
         else:
             ctx.verify_mode = ssl.CERT_NONE  # encrypted, broker unverified; password still hidden
     return MQTTClient(client_id, server, port, user, password, keepalive, ssl=ctx)
-
-
-def set_clock():
-    try:
-        import ntptime
-
-        ntptime.settime()
-        return True
-    except Exception as e:  # OSError on timeout: readings are marked as taken without a clock
-        log("ntp: %s" % e)
-        return False
 
 
 def crashed(e):
