@@ -3,6 +3,7 @@
 # and what the tests run against.
 
 import asyncio
+import gc
 import socket
 import threading
 import time
@@ -50,7 +51,14 @@ class AmqttBroker:
         )
         self._thread.start()
         last = None
-        for _ in range(3):  # free_port() can race with another process: try a fresh port
+        # free_port() can race with another process: try a fresh port. A fixed port (a restart
+        # in an outage test) may still be held for a moment by the stopped broker's listener:
+        # wait for it, up to 10 s.
+        tries = 3 if self.fixed_port is None else 50
+        for attempt in range(tries):
+            if attempt and self.fixed_port is not None:
+                gc.collect()  # a listener socket the old loop left behind closes when collected
+                time.sleep(0.2)
             self.port = self.fixed_port or free_port()
             config = {
                 "listeners": {"default": {"type": "tcp", "bind": "%s:%d" % (HOST, self.port)}},
