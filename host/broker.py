@@ -12,8 +12,30 @@ HOST = "127.0.0.1"
 START_TIMEOUT_S = 10.0
 
 
+def _ephemeral_low():
+    """Lowest port the kernel hands out to outgoing connections (Linux; 32768 elsewhere)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    with socket.socket() as s:
+    """A free port below the ephemeral range: a client retrying a stopped broker's port can
+    then never be given that same port as its own (a TCP self-connect that would hold it)."""
+    import random
+
+    low = _ephemeral_low()
+    for _ in range(50):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # a crowded range: let the kernel choose
         s.bind((HOST, 0))
         return s.getsockname()[1]
 
