@@ -33,9 +33,10 @@ def esp32():
     boot_pin = machine.Pin(0, machine.Pin.IN, machine.Pin.PULL_UP)  # BOOT: hold for the REPL
     woke = machine.reset_cause() == machine.DEEPSLEEP_RESET
     running = board.start(rtc.memory, woke, boot_pin, make_hardware)
-    # Startup is over: its code (and the RTC state and config code it used) leaves RAM.
+    # Startup is over: its code (and the RTC state and wake code it used) leaves RAM; the
+    # config validator already went in board.load_config().
     del board
-    for name in ("board", "rtcstate", "wake", "config"):
+    for name in ("board", "rtcstate", "wake"):
         sys.modules.pop(name, None)
     gc.collect()
     if running is not None:

@@ -352,7 +352,7 @@ def write_config_cache(root, config):
         settings.validator_files = real
     import config as validator_module
 
-    settings._write(os.path.join(root, CONFIG_CACHE), key,
+    settings.write(os.path.join(root, CONFIG_CACHE), key,
                     validator_module.validate(config, target="host"))  # fmt: skip
 
 

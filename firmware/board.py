@@ -12,7 +12,7 @@ import time
 
 import machine
 
-from esp32 import Esp32Platform, crashed, log
+from esp32 import Esp32Platform, crashed, log, make_client
 
 _WDT_MS = 90000  # mains: a backstop, longer than the worst bounded cycle (link, MQTT deadlines)
 _SAFE_WINDOW_MS = 3000
@@ -184,7 +184,6 @@ def start(rtc_memory, woke, boot_pin, make_hardware):
     uart, wlan, wdt, stay_pin, timer = make_hardware(cfg, watchdog_ms(cfg))
     make_platform = BatteryPlatform if battery else Esp32Platform
     platform = make_platform(wlan, wdt, cfg, state.boots, stay_pin)
-    from esp32 import make_client
     from mqttlink import MqttLink
 
     node = _node(cfg, uart, MqttLink(make_client, cfg, time, log), platform)

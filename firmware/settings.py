@@ -73,11 +73,11 @@ def load(path="config.json", cache="config.cache", target="esp32"):
 
     cfg = config.load(path, target)
     if key is not None:
-        _write(cache, key, cfg)
+        write(cache, key, cfg)
     return cfg
 
 
-def _write(cache, key, cfg):
+def write(cache, key, cfg):
     """Write then rename: a power cut leaves the old cache or the new one, never half."""
     import os
 
