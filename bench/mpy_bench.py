@@ -139,7 +139,7 @@ def _boot(w, cache=CONFIG_CACHE):
 def _life(w, node):
     """What a mains node goes through: identity, discovery, LIFE_CYCLES readings through the
     loop, two commands, a broker outage with the readings buffered on flash and delivered."""
-    import esp32  # noqa: F401  (the ESP32 runtime: imported here over the fake machine)
+    import device  # noqa: F401  (the ESP32 runtime: imported here over the fake machine)
     import loop
 
     def cycles(n):

@@ -1,6 +1,6 @@
 # ESP32 startup: config, RTC state, safe mode, wiring the hardware that main.py made into the
 # node, then either one battery wake (ending in deep sleep) or the first mains cycle. What the
-# running loop needs is in firmware/esp32.py; main.py drops this module (and the config
+# running loop needs is in firmware/device.py; main.py drops this module (and the config
 # validator and RTC state code it loaded) before the loop starts, so their code leaves RAM.
 #
 # Both modes count crashes in RTC memory; several in a row and the node stays in the REPL (safe
@@ -12,7 +12,7 @@ import time
 
 import machine
 
-from esp32 import Esp32Platform, crashed, log, make_client
+from device import Esp32Platform, crashed, log, make_client
 
 _WDT_MS = 90000  # mains: a backstop, longer than the worst bounded cycle (link, MQTT deadlines)
 _SAFE_WINDOW_MS = 3000
@@ -161,7 +161,7 @@ def start(rtc_memory, woke, boot_pin, make_hardware):
     Returns None to stay in the REPL (bad config, safe mode, BOOT held or Ctrl-C). A battery
     wake ends in machine.deepsleep() and does not return. Otherwise (mains, or a battery node
     told to stay awake) the first cycle is done and it returns (node, platform, timer,
-    rtc_memory) for esp32.run_mains."""
+    rtc_memory) for device.run_mains."""
     from rtcstate import RtcState
 
     cfg = load_config()

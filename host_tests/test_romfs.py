@@ -44,14 +44,14 @@ sys.path.insert(0, "/rom/lib")  # a ROMFS firmware puts /rom/lib on sys.path its
 with open(sys.argv[2]) as f:
     exec(f.read(), {})  # boot.py: /rom/firmware before /firmware
 
-import esp32  # noqa: F401  (the ESP32 runtime, over the fake machine)
+import device  # noqa: F401  (the ESP32 runtime, over the fake machine)
 import loop  # noqa: F401
 from node_harness import Harness
 
 h = Harness()
 for _ in range(3):
     h.cycle()
-names = ("node", "config", "kmp", "kmp.link", "kmp.frame", "mqttlink", "esp32", "loop",
+names = ("node", "config", "kmp", "kmp.link", "kmp.frame", "mqttlink", "device", "loop",
          "payloads", "guard", "timefmt", "ticks", "machine", "virtual_meter", "node_harness")
 print("ROMFS " + json.dumps({
     "files": {n: getattr(sys.modules[n], "__file__", None) for n in names},
@@ -90,7 +90,7 @@ def test_app_imports_from_rom_and_publishes_exact_values(run, tmp_path):
     assert line, r.stdout + r.stderr
     out = json.loads(line[-1][len("ROMFS ") :])
     files = out["files"]
-    for name in ("node", "config", "mqttlink", "esp32", "loop", "guard", "timefmt"):
+    for name in ("node", "config", "mqttlink", "device", "loop", "guard", "timefmt"):
         assert files[name] == "/rom/firmware/%s.mpy" % name
     assert files["kmp"] == "/rom/lib/kmp/__init__.mpy"
     for name in ("link", "frame"):

@@ -1,4 +1,4 @@
-# The ESP32 entry point (main.py, firmware/board.py startup, firmware/esp32.py loop) under real
+# The ESP32 entry point (main.py, firmware/board.py startup, firmware/device.py loop) under real
 # MicroPython 1.29, on fake machine, network, ntptime and umqtt modules: the UART main.py makes,
 # mains mode, a battery wake into deep sleep, and safe mode after repeated crashes.
 
