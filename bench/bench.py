@@ -106,7 +106,8 @@ def section_mpy():
         say("(not measured: bench/mpy_bench.py is missing)")
         say()
         return
-    # The .mpy build first: what the ESP32 loads (bytecode in RAM, as without frozen modules).
+    # The .mpy build, copied by the script to /lib and /firmware: what the ESP32 loads (bytecode
+    # in RAM, as without frozen modules), under the same names.
     # `make romfs` makes that build, then packs its lib/ and firmware/ into build/app.romfs.
     romfs = subprocess.run(["make", "-s", "romfs"], cwd=ROOT, capture_output=True, text=True,
                            timeout=300)  # fmt: skip
@@ -147,7 +148,8 @@ def section_mpy():
     say("|---|---|---|---|")
     rows = (
         ("heap resident for the whole app: everything a mains node holds after gc.collect() once"
-         " it has started (config from its cache, startup code dropped: %d B), read %d times, taken"
+         " it has started from the .mpy build at /lib and /firmware, as `make flash` leaves it on"
+         " the board (config from its cache, startup code dropped: %d B), read %d times, taken"
          " 2 commands and buffered and delivered a broker outage; of it %d B are its objects"
          " (config, node, link, MQTT session, guard, caches), the rest code and interned names"
          " of the modules it keeps (%s) and names left by those it dropped. The first boot after"

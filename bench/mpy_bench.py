@@ -292,7 +292,7 @@ def first_boot_steps():
 
 # Built by bench.py (make romfs) before the "romfs" run: build/lib and build/firmware in one image.
 ROMFS_IMAGE = "build/app.romfs"
-# sys.path entries that hold app modules outside the image (source and .mpy trees, any root)
+# sys.path entries that hold app modules off the board's layout (source and .mpy trees, any root)
 _APP_DIRS = ("lib", "firmware", "build", "build/lib", "build/firmware")
 
 
@@ -306,29 +306,66 @@ def romfs_steps():
     with open(ROMFS_IMAGE, "rb") as f:
         image = f.read()
     vfs.mount(vfs.VfsRom(image), "/rom")
-    # /rom/lib and /rom/firmware first; no other directory may supply an app module. The fakes,
-    # the virtual meter and bench/ stay on the normal path.
-    keep = []
-    for p in sys.path:
-        if not any(p == d or p.endswith("/" + d) for d in _APP_DIRS):
-            keep.append(p)
-    sys.path.clear()
-    sys.path.extend(["/rom/lib", "/rom/firmware"] + keep)
+    _app_path(["/rom/lib", "/rom/firmware"])
     yield
     yield from steps(app_from="/rom/")
     vfs.umount("/rom")
     del image
 
 
-def _check_imported_from(prefix, modules):
-    """Fail loudly unless the app (node, and every module the life loaded) came from prefix."""
+# Where `make flash` puts the .mpy build on the ESP32 (boot.py adds /firmware to sys.path).
+DEVICE_DIRS = ("/lib/", "/firmware/")
+
+
+def _device_layout():
+    """build/lib and build/firmware copied to /lib and /firmware, and only those on sys.path
+    for the app: modules get the names and __file__ paths they have on the board (interned
+    for good, so they count)."""
+    for src, dst in (("build/lib", "/lib"), ("build/firmware", "/firmware")):
+        _copy_tree(src, dst)
+    _app_path(["/lib", "/firmware"])
+
+
+def _copy_tree(src, dst):
+    try:
+        os.mkdir(dst)
+    except OSError:
+        pass
+    for entry in os.ilistdir(src):
+        name, kind = entry[0], entry[1]
+        if kind == 0x4000:  # a directory (a package)
+            _copy_tree(src + "/" + name, dst + "/" + name)
+        else:
+            with open(src + "/" + name, "rb") as f:
+                data = f.read()
+            with open(dst + "/" + name, "wb") as f:
+                f.write(data)
+
+
+def _app_path(app_dirs):
+    """sys.path: app_dirs first; no other directory may supply an app module. The fakes, the
+    virtual meter and bench/ stay on the normal path."""
+    keep = []
+    for p in sys.path:
+        if not any(p == d or p.endswith("/" + d) for d in _APP_DIRS):
+            keep.append(p)
+    sys.path.clear()
+    sys.path.extend(app_dirs + keep)
+
+
+def _check_imported_from(prefixes, modules):
+    """Fail loudly unless the app (node, and every module the life loaded) came from one of
+    the prefixes (a str or a tuple of str)."""
+    if isinstance(prefixes, str):
+        prefixes = (prefixes,)
     wrong = []
     for name in sorted(set(modules) | {"node"}):
-        where = getattr(sys.modules[name], "__file__", prefix)  # built-ins have none
-        if not where.startswith(prefix):
+        where = getattr(sys.modules[name], "__file__", prefixes[0])  # built-ins have none
+        if not any(where.startswith(p) for p in prefixes):
             wrong.append("%s from %s" % (name, where))
     if wrong:
-        raise RuntimeError("app modules not imported from %s: %s" % (prefix, ", ".join(wrong)))
+        raise RuntimeError("app modules not imported from %s: %s"
+                           % (" or ".join(prefixes), ", ".join(wrong)))  # fmt: skip
 
 
 def write_config_cache(root, config):
@@ -357,9 +394,8 @@ def write_config_cache(root, config):
 
 
 if sys.implementation.name == "micropython":
-    if "first-boot" in sys.argv:
-        MPWASM_STEPS = first_boot_steps()
-    elif "romfs" in sys.argv:
+    if "romfs" in sys.argv:
         MPWASM_STEPS = romfs_steps()
     else:
-        MPWASM_STEPS = steps()
+        _device_layout()
+        MPWASM_STEPS = first_boot_steps() if "first-boot" in sys.argv else steps(DEVICE_DIRS)
