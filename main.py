@@ -33,6 +33,9 @@ def run_on_esp32():
     boot_pin = machine.Pin(0, machine.Pin.IN, machine.Pin.PULL_UP)  # BOOT: hold for the REPL
     woke = machine.reset_cause() == machine.DEEPSLEEP_RESET
     running = board.start(rtc.memory, woke, boot_pin, make_hardware)
+    if running is not None and running[0] == "safe":
+        safe_mode(*running[1:])
+        return
     # Startup is over: its code (and the RTC state and wake code it used) leaves RAM; the
     # config validator already went in board.load_config().
     del board
@@ -43,6 +46,23 @@ def run_on_esp32():
         import device
 
         device.run_mains(*running)
+
+
+_safe_timer = None
+
+
+def safe_mode(repl_ms, sleep_ms):
+    """The REPL for repl_ms, then try again: a reset, or a deep sleep of sleep_ms first."""
+    import machine
+
+    def try_again(timer):
+        if sleep_ms:
+            machine.deepsleep(sleep_ms)
+        machine.reset()
+
+    global _safe_timer
+    _safe_timer = machine.Timer(0)  # kept referenced while the REPL runs
+    _safe_timer.init(mode=machine.Timer.ONE_SHOT, period=repl_ms, callback=try_again)
 
 
 if sys.implementation.name == "micropython":

@@ -18,6 +18,11 @@ _WDT_MS = 90000  # mains: a backstop, longer than the worst bounded cycle (link,
 _SAFE_WINDOW_MS = 3000
 _WIFI_DEADLINE_MS = 20000
 _SAFE_MODE_CRASHES = 3
+# Safe mode is a pause, not the end: nobody may be at the console. After this long in the REPL
+# the node tries again (mains: a reset; battery: a deep sleep first, so a crash loop costs the
+# cell one awake window per hour, not all of it).
+SAFE_MODE_MS = 600000
+_SAFE_MODE_SLEEP_MS = 3600000
 
 
 def safe_start(boot_pin):
@@ -34,6 +39,19 @@ def safe_start(boot_pin):
         log("interrupted: staying in the REPL")
         return False
     return True
+
+
+def reset_into_repl(rtc_memory):
+    """Ctrl-C once the watchdog runs: it cannot be stopped and would reset the REPL within
+    a minute, so reset now and let the next boot stay in the REPL without starting the node."""
+    from rtcstate import RtcState
+
+    state = RtcState.load(rtc_memory)
+    state.repl = True
+    state.crashes = 0
+    state.save(rtc_memory)
+    log("stopped: resetting into the REPL (the watchdog cannot be stopped)")
+    machine.reset()
 
 
 def set_clock():
@@ -158,22 +176,31 @@ def start(rtc_memory, woke, boot_pin, make_hardware):
     boot_pin: the BOOT button (machine.Pin, pulled up); make_hardware(cfg, watchdog_ms) ->
     (uart, wlan, wdt, stay_awake_pin or None, timer), made by main.py.
 
-    Returns None to stay in the REPL (bad config, safe mode, BOOT held or Ctrl-C). A battery
-    wake ends in machine.deepsleep() and does not return. Otherwise (mains, or a battery node
-    told to stay awake) the first cycle is done and it returns (node, platform, timer,
-    rtc_memory) for device.run_mains."""
+    Returns None to stay in the REPL (bad config, BOOT held, Ctrl-C), or ("safe", repl_ms,
+    sleep_ms) after repeated crashes: the REPL for repl_ms, then main.py resets (sleep_ms None)
+    or deep-sleeps sleep_ms. A battery wake ends in machine.deepsleep() and does not return.
+    Otherwise (mains, or a battery node told to stay awake) the first cycle is done and it
+    returns (node, platform, timer, rtc_memory) for device.run_mains."""
     from rtcstate import RtcState
 
+    state = RtcState.load(rtc_memory)
+    if state.repl:
+        state.repl = False
+        state.save(rtc_memory)
+        log("REPL, as asked with Ctrl-C (no watchdog running); reset to start the node")
+        return None
     cfg = load_config()
     if cfg is None:
         return None
-    state = RtcState.load(rtc_memory)
     if state.crashes >= _SAFE_MODE_CRASHES:
-        log("safe mode: %d crashes in a row; staying in the REPL (reset to try again)"
-            % state.crashes)  # fmt: skip
+        log(
+            "safe mode: %d crashes in a row; the REPL for %d min, then trying again"
+            " (machine.Timer(0).deinit() to stay)" % (state.crashes, SAFE_MODE_MS // 60000)
+        )
         state.crashes = 0
         state.save(rtc_memory)
-        return None
+        return ("safe", SAFE_MODE_MS,
+                _SAFE_MODE_SLEEP_MS if cfg["battery"]["deep_sleep"] else None)  # fmt: skip
     if not woke and not safe_start(boot_pin):
         return None
     if not woke:
@@ -208,8 +235,7 @@ def start(rtc_memory, woke, boot_pin, make_hardware):
             state.crashes = 0
             state.save(rtc_memory)
     except KeyboardInterrupt:
-        log("stopped: REPL")
-        return None
+        reset_into_repl(rtc_memory)
     except Exception as e:
         crashed(e)
     return node, platform, timer, rtc_memory

@@ -38,6 +38,7 @@ _CRC_AT = const(292)  # _NODE_AT + 28
 # flags (offset 36)
 _F_DISCOVERY = const(1)
 _F_STAY_AWAKE = const(2)
+_F_REPL = const(4)  # the next boot stays in the REPL (asked for with Ctrl-C)
 # network flags (offset 37)
 _N_BSSID = const(1)  # bssid and channel valid
 _N_STATIC = const(2)  # ip, netmask, gateway valid
@@ -79,6 +80,13 @@ def _decimal(value, what):
     return m, e
 
 
+def _fits(last, pending):
+    for value in (last, pending and pending[0]):
+        if value is not None and not (-_I64 <= value[0] < _I64 and -128 <= value[1] <= 127):
+            return False
+    return True
+
+
 def _ip_bytes(text, what):
     if text is None:
         return b"\0\0\0\0"
@@ -110,6 +118,9 @@ class RtcState:
         self.backoff_s = 0  # current retry backoff
         self.discovery_published = False
         self.stay_awake = False
+        # Ctrl-C: the watchdog cannot be stopped, so the node resets and the next boot stays in
+        # the REPL without starting it.
+        self.repl = False
         # Network cache: bssid (6 bytes) + channel for a scan-free connect; static IP config.
         self.bssid = None
         self.channel = 0
@@ -137,8 +148,10 @@ class RtcState:
     def pack(self):
         """The SIZE-byte image for RTC memory. ValueError if a field is out of range."""
         buf = bytearray(SIZE)
-        flags = (_F_DISCOVERY if self.discovery_published else 0) | (
-            _F_STAY_AWAKE if self.stay_awake else 0
+        flags = (
+            (_F_DISCOVERY if self.discovery_published else 0)
+            | (_F_STAY_AWAKE if self.stay_awake else 0)
+            | (_F_REPL if self.repl else 0)
         )
         net = 0
         bssid = b"\0" * 6
@@ -235,6 +248,7 @@ class RtcState:
          s.next_wake, s.backoff_s) = f[4:13]  # fmt: skip
         s.discovery_published = bool(f[13] & _F_DISCOVERY)
         s.stay_awake = bool(f[13] & _F_STAY_AWAKE)
+        s.repl = bool(f[13] & _F_REPL)
         net = f[14]
         s.channel = f[15]
         if net & _N_BSSID:
@@ -289,8 +303,10 @@ class RtcState:
             if last is None and pending is None:
                 continue
             h = id_hash(key)
-            if len(self.totals) >= SLOTS or h in hashes:
-                left += 1  # no slot, or a CRC-32 collision with an id already stored
+            if len(self.totals) >= SLOTS or h in hashes or not _fits(last, pending):
+                # no slot, a CRC-32 collision with an id already stored, or a value the slot
+                # cannot hold (the codec takes up to 8 value bytes; a slot keeps an i64)
+                left += 1
                 continue
             hashes.append(h)
             low = None

@@ -28,6 +28,7 @@ def full_state():
     s.backoff_s = 900
     s.discovery_published = True
     s.stay_awake = True
+    s.repl = True
     s.bssid = BSSID
     s.channel = 11
     s.ip = "192.168.1.50"
@@ -51,7 +52,7 @@ def full_state():
 
 
 FIELDS = ("boots wakes elapsed_s wake_failures no_answers crashes buffered next_wake backoff_s "
-          "discovery_published stay_awake bssid channel ip netmask gateway dns guard_held "
+          "discovery_published stay_awake repl bssid channel ip netmask gateway dns guard_held "
           "guard_replacements totals serial meter_type sw_revision units_hash interval_s "
           "skip_reads net_retry_at").split()  # fmt: skip
 
@@ -83,7 +84,7 @@ def test_fields_sit_at_the_documented_offsets():
     assert struct.unpack_from("<H", d, 6)[0] == SIZE
     assert struct.unpack_from("<IIIHHHHII", d, 8) == (7, 123456, 259200, 2, 1, 3, 42,
                                                       1_767_225_600, 900)  # fmt: skip
-    assert d[36] == 3  # discovery | stay awake
+    assert d[36] == 7  # discovery | stay awake | repl
     assert d[37] == 7  # bssid | static ip | dns
     assert d[38] == 11 and d[39] == 2
     assert d[40:46] == BSSID
@@ -380,3 +381,12 @@ def test_guard_decisions_survive_deep_sleep(before, after, confirm):
         assert slept.accept(key, m, e) == awake.accept(key, m, e)
     assert slept.last == awake.last and slept._lower == awake._lower
     assert (slept.held, slept.replacements) == (awake.held, awake.replacements)
+
+
+def test_a_total_too_big_for_a_slot_is_skipped_not_a_crash():
+    g = TotalsGuard()
+    g.accept("heat_energy", (1 << 64) - 1, 0)  # 8 value bytes: the codec allows it
+    g.accept("volume", -(1 << 63) - 1, 0)  # below i64 as well
+    s = RtcState()
+    assert s.from_guard(g, ["heat_energy", "volume"]) == 2
+    assert RtcState.unpack(s.pack()).totals == []

@@ -16,6 +16,7 @@ RTC_MEMORY = b""
 UARTS = []  # (id, kwargs) of every UART made
 WDTS = []
 TIMER_ARMS_BEFORE_STOP = 2
+TIMER_PERIODS = []  # period of every Timer.init, in order
 _arms = [0]
 
 
@@ -97,6 +98,7 @@ class Timer:
         self.cb = None
 
     def init(self, mode=0, period=0, callback=None):
+        TIMER_PERIODS.append(period)
         _arms[0] += 1
         if _arms[0] >= TIMER_ARMS_BEFORE_STOP:
             raise Stop("timer armed %d times" % _arms[0])

@@ -112,16 +112,55 @@ def test_battery_stay_awake_command_runs_the_mains_loop():
     assert RtcState.unpack(machine.RTC_MEMORY).stay_awake is True
 
 
-def test_safe_mode_after_repeated_crashes():
+def test_safe_mode_after_repeated_crashes_then_tries_again():
     from rtcstate import RtcState
 
     st = RtcState()
     st.crashes = 3
     machine.RTC_MEMORY = st.pack()
     board = _setup(CONFIG)
-    assert _main(board) == "returned"  # the REPL, no crash loop
+    machine.TIMER_PERIODS.clear()
+    # The REPL, no crash loop, and no hardware (no watchdog): a one-shot timer resets after
+    # 10 min (the fake fires it at once) so a node nobody attends starts again.
+    assert _main(board) == "stopped"
+    assert machine.UARTS == [] and machine.TIMER_PERIODS == [600000]
+    assert RtcState.unpack(machine.RTC_MEMORY).crashes == 0  # the reset tries again
+
+
+def test_safe_mode_on_battery_sleeps_an_hour_before_trying_again():
+    from rtcstate import RtcState
+
+    st = RtcState()
+    st.crashes = 3
+    machine.RTC_MEMORY = st.pack()
+    cfg = dict(CONFIG)
+    cfg["update_interval"] = "15min"
+    cfg["battery"] = {"deep_sleep": True}
+    board = _setup(cfg, machine.DEEPSLEEP_RESET)
+    assert _main(board) == 3600000
     assert machine.UARTS == []
-    assert RtcState.unpack(machine.RTC_MEMORY).crashes == 0  # a reset tries again
+
+
+def test_ctrl_c_resets_into_the_repl_without_the_watchdog():
+    from rtcstate import RtcState
+
+    machine.RTC_MEMORY = b""
+    board = _setup(CONFIG)
+
+    def interrupted(request):  # Ctrl-C arrives while the first cycle talks to the meter
+        raise KeyboardInterrupt
+
+    machine.LINE = interrupted
+    wdts = len(machine.WDTS)
+    assert _main(board) == "stopped"  # machine.reset(): the running watchdog cannot be stopped
+    assert len(machine.WDTS) == wdts + 1
+    assert RtcState.unpack(machine.RTC_MEMORY).repl is True
+    board = _setup(CONFIG)
+    machine.UARTS.clear()
+    assert _main(board) == "returned"  # the REPL, no watchdog, no UART
+    assert len(machine.WDTS) == wdts + 1 and machine.UARTS == []
+    st = RtcState.unpack(machine.RTC_MEMORY)
+    assert st.repl is False and st.crashes == 0  # the next reset starts the node again
 
 
 def test_bad_config_stays_in_the_repl():

@@ -10,7 +10,7 @@ from mptest import assert_raises, run
 from rtcstate import SIZE, SLOTS, RtcState, id_hash
 
 FIELDS = ("boots", "wakes", "elapsed_s", "wake_failures", "no_answers", "crashes", "buffered",
-          "next_wake", "backoff_s", "discovery_published", "stay_awake", "bssid", "channel",
+          "next_wake", "backoff_s", "discovery_published", "stay_awake", "repl", "bssid", "channel",
           "ip", "netmask", "gateway", "dns", "guard_held", "guard_replacements", "totals")  # fmt: skip
 
 
@@ -27,6 +27,7 @@ def full_state():
     s.backoff_s = 900
     s.discovery_published = True
     s.stay_awake = True
+    s.repl = True
     s.bssid = b"\xa4\x2b\xb0\x11\x22\x33"
     s.channel = 11
     s.ip = "192.168.1.50"
@@ -61,7 +62,7 @@ def test_documented_offsets():
     assert d[0:4] == b"KRTC" and d[4] == 2 and d[5] == SLOTS
     assert struct.unpack_from("<IIIHHHHII", d, 8) == (7, 123456, 259200, 2, 1, 3, 42,
                                                       1767225600, 900)  # fmt: skip
-    assert d[36] == 3 and d[37] == 7 and d[38] == 11 and d[39] == 2
+    assert d[36] == 7 and d[37] == 7 and d[38] == 11 and d[39] == 2
     assert d[40:46] == b"\xa4\x2b\xb0\x11\x22\x33"
     assert struct.unpack_from("<II", d, 64) == (5, 1)
     assert struct.unpack_from("<IqbqbBB", d, 72)[1:] == (123456, 0, 120000, 0, 2, 3)
@@ -176,6 +177,19 @@ def test_more_totals_than_slots():
     h = TotalsGuard()
     assert RtcState.unpack(s.pack()).to_guard(h, ids) == SLOTS
     assert sorted(h.last) == ids[:SLOTS]
+
+
+def test_a_total_too_big_for_a_slot_is_skipped_not_a_crash():
+    # The codec takes up to 8 value bytes; a slot holds an i64. Packing must not fail (a
+    # ValueError here would end every battery wake in a crash).
+    g = TotalsGuard()
+    g.accept("heat_energy", (1 << 64) - 1, 0)
+    g.accept("volume", 5, -2)
+    s = RtcState()
+    assert s.from_guard(g, ["heat_energy", "volume"]) == 1
+    h = TotalsGuard()
+    assert RtcState.unpack(s.pack()).to_guard(h, ["heat_energy", "volume"]) == 1
+    assert h.last == {"volume": (5, -2)}
 
 
 run(globals(), "rtcstate")
