@@ -83,10 +83,11 @@ lint: $(VENV)/.stamp typings/.stamp
 
 MPREMOTE = $(BIN)/mpremote connect $(PORT)
 
-# Copy the build, boot.py, main.py and your config.json to the board, then reset it.
+# Remove what an earlier flash left of the app (tools/device_clean.py), copy the build, boot.py,
+# main.py and your config.json to the board, then reset it.
 flash: build
 	@test -f config.json || { echo "flash: config.json missing"; exit 1; }
-	$(MPREMOTE) cp -r build/lib : + cp -r build/firmware : + cp build/boot.py build/main.py config.json : + reset
+	$(MPREMOTE) run tools/device_clean.py + cp -r build/lib : + cp -r build/firmware : + cp build/boot.py build/main.py config.json : + reset
 
 # The lib/ and firmware/ .mpy trees of the build as one ROMFS image (executed in place from flash;
 # needs a MicroPython build with a ROMFS partition, stock ESP32_GENERIC has none).
@@ -97,12 +98,13 @@ romfs: build
 	@rm -rf build/romfs
 	@echo "romfs: build/app.romfs, $$(wc -c < build/app.romfs) bytes"
 
-# Write that image to the board's ROMFS partition (mounted at /rom; mpremote deploys a .romfs
-# file as is, the same bytes `make bench` measures), copy boot.py, main.py and your config.json
-# to its filesystem, then reset it.
+# Remove plain copies an earlier `make flash` left (tools/device_clean.py), write that image to
+# the board's ROMFS partition (mounted at /rom; mpremote deploys a .romfs file as is, the same
+# bytes `make bench` measures), copy boot.py, main.py and your config.json to its filesystem,
+# then reset it.
 flash-romfs: romfs
 	@test -f config.json || { echo "flash-romfs: config.json missing"; exit 1; }
-	$(MPREMOTE) romfs deploy build/app.romfs + cp build/boot.py build/main.py config.json : + reset
+	$(MPREMOTE) run tools/device_clean.py + romfs deploy build/app.romfs + cp build/boot.py build/main.py config.json : + reset
 
 # One-shot read on the board (identity, values, link counters) to help align the IR head.
 probe: $(VENV)/.stamp

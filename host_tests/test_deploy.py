@@ -139,3 +139,45 @@ def test_make_flash_deploys_the_real_build(board, tmp_path):
         assert "'%s'" % name in files
     out = mpremote(board, "ls", ":firmware", "+", "ls", ":lib/kmp", cwd=tmp_path)
     assert "node.mpy" in out and "frame.mpy" in out and ".py" not in out.replace(".mpy", "")
+
+
+def test_make_flash_removes_what_an_earlier_flash_left(board, tmp_path):
+    # A stale source copy would win over the new build (.py before .mpy in one directory), a
+    # module moved out of lib/ would shadow its new copy in /firmware: flash clears both, and
+    # keeps a library of the user's in /lib.
+    old = tmp_path / "old"
+    (old / "firmware").mkdir(parents=True)
+    (old / "lib" / "kmp").mkdir(parents=True)
+    (old / "firmware" / "node.py").write_text("raise ImportError('stale node.py')\n")
+    (old / "firmware" / "gone.mpy").write_bytes(b"M")
+    (old / "lib" / "kmp" / "link.py").write_text("raise ImportError('stale link.py')\n")
+    (old / "lib" / "payloads.py").write_text("raise ImportError('stale payloads.py')\n")
+    (old / "lib" / "users_lib.py").write_text("X = 1\n")
+    mpremote(board, "cp", "-r", "firmware", ":", "+", "cp", "-r", "lib", ":", cwd=old)
+    r = subprocess.run(
+        ["make", "-s", "flash", "PORT=" + board],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    check = (
+        "exec(open('boot.py').read())\n"
+        "import os, node, kmp.link, payloads, users_lib\n"
+        "print('FROM', node.__file__, kmp.link.__file__, payloads.__file__, users_lib.X)\n"
+        "print('FIRMWARE', sorted(os.listdir('/firmware')))\n"
+    )
+    out = mpremote(board, "exec", check, cwd=tmp_path)
+    assert "FROM /firmware/node.mpy /lib/kmp/link.mpy /lib/payloads.mpy 1" in out
+    listing = out.split("FIRMWARE", 1)[1]
+    assert "gone.mpy" not in listing and "node.py'" not in listing
+
+
+def test_device_clean_knows_every_top_level_name_in_lib():
+    namespace = {}
+    src = (ROOT / "tools" / "device_clean.py").read_text()
+    exec(compile(src.split("\n\ndef remove", 1)[0], "device_clean.py", "exec"), namespace)
+    ours = sorted(
+        p.stem if p.suffix == ".py" else p.name
+        for p in (ROOT / "lib").iterdir()
+        if p.suffix == ".py" or (p / "__init__.py").is_file()
+    )
+    assert sorted(namespace["APP_LIB"]) == ours
