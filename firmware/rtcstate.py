@@ -16,9 +16,9 @@ except ImportError:  # CPython
 
 
 MAGIC = b"KRTC"
-VERSION = 2
+VERSION = 3
 SLOTS = 8  # totals the guard state is kept for
-SIZE = 296  # bytes, CRC included
+SIZE = 596  # bytes, CRC included
 
 # Fixed part, offsets 0..71 (see docs/storage.md).
 _HEAD_FMT = "<4sBBHIIIHHHHIIBBBB6s4s4s4s4sHII"
@@ -33,7 +33,16 @@ _SLOT = const(24)
 # battery) and re-announces discovery only when the units change.
 _NODE_FMT = "<IH6sIIHIH"
 _NODE_AT = const(264)  # _HEAD + SLOTS * _SLOT
-_CRC_AT = const(292)  # _NODE_AT + 28
+# Reading block after the node block, 300 bytes: the reading of this wake while it is being
+# published, so a reset in the radio phase (watchdog, brownout) does not lose it: the next boot
+# moves it into the flash buffer. flags u8 (bit 0 held, bit 1 time known), entries u8,
+# reserved u16, time u32, uptime u32, then per value: id hash u32, length u8 (255: null), text.
+_READING_FMT = "<BBHII"
+_READING_AT = const(292)  # _NODE_AT + 28
+_READING_HEAD = const(12)
+_READING_SIZE = const(300)
+_NULL = const(255)
+_CRC_AT = const(592)  # _READING_AT + _READING_SIZE
 
 # flags (offset 36)
 _F_DISCOVERY = const(1)
@@ -142,6 +151,9 @@ class RtcState:
         self.interval_s = 0  # 0: the configured one
         self.skip_reads = 0
         self.net_retry_at = 0  # elapsed_s before which no Wi-Fi is tried (0: now)
+        # A reading not yet published: ([(id_hash, text or None)], time or None, uptime) or
+        # None; see hold_reading() / held_reading().
+        self.reading = None
 
     # -- bytes ---------------------------------------------------------------------------------
 
@@ -225,8 +237,54 @@ class RtcState:
             _uint(self.interval_s, 32, "interval_s"), _sat(self.skip_reads, 16),
             _uint(self.net_retry_at, 32, "net_retry_at"), 0,
         )  # fmt: skip
+        self._pack_reading(buf)
         struct.pack_into("<I", buf, _CRC_AT, crc32(memoryview(buf)[:_CRC_AT]))
         return bytes(buf)
+
+    def _pack_reading(self, buf):
+        if self.reading is None or not self.reading_fits():
+            return  # all zero: nothing held
+        entries, when, uptime = self.reading
+        struct.pack_into(_READING_FMT, buf, _READING_AT, 1 | (0 if when is None else 2),
+                         len(entries), 0, _uint(when or 0, 32, "reading time"),
+                         _sat(uptime, 32))  # fmt: skip
+        at = _READING_AT + _READING_HEAD
+        for h, text in entries:
+            raw = b"" if text is None else text.encode()
+            struct.pack_into("<IB", buf, at, h, _NULL if text is None else len(raw))
+            buf[at + 5 : at + 5 + len(raw)] = raw
+            at += 5 + len(raw)
+
+    def reading_fits(self):
+        """True when the held reading fits the reading block (it is not kept otherwise)."""
+        if self.reading is None:
+            return True
+        size = _READING_HEAD
+        for _, text in self.reading[0]:
+            n = 0 if text is None else len(text.encode())
+            if n >= _NULL:
+                return False
+            size += 5 + n
+        return size <= _READING_SIZE and len(self.reading[0]) < 256
+
+    def hold_reading(self, values, when, uptime):
+        """Keep a reading ({sensor id: text or None}, time or None, uptime s) until it is
+        published (then set reading = None). Returns False if it does not fit."""
+        self.reading = ([(id_hash(k), values[k]) for k in values], when, uptime)
+        return self.reading_fits()
+
+    def held_reading(self, ids):
+        """The held reading for the sensor ids configured now ({id: text or None}, time,
+        uptime), matched by hash (values of ids no longer configured are left out), or None."""
+        if self.reading is None:
+            return None
+        entries, when, uptime = self.reading
+        by_hash = {id_hash(k): k for k in ids}
+        values = {}
+        for h, text in entries:
+            if h in by_hash:
+                values[by_hash[h]] = text
+        return values, when, uptime
 
     @classmethod
     def unpack(cls, data):
@@ -267,7 +325,24 @@ class RtcState:
         s.serial, s.meter_type = n[0], n[1]
         s.sw_revision = bytes(n[2]).rstrip(b"\0").decode()
         s.units_hash, s.interval_s, s.skip_reads, s.net_retry_at = n[3], n[4], n[5], n[6]
+        s._unpack_reading(data)
         return s
+
+    def _unpack_reading(self, data):
+        flags, count, _, when, uptime = struct.unpack_from(_READING_FMT, data, _READING_AT)
+        if not flags & 1:
+            return
+        entries = []
+        at = _READING_AT + _READING_HEAD
+        for _ in range(count):
+            h, n = struct.unpack_from("<IB", data, at)
+            at += 5
+            if n == _NULL:
+                entries.append((h, None))
+            else:
+                entries.append((h, bytes(data[at : at + n]).decode()))
+                at += n
+        self.reading = (entries, when if flags & 2 else None, uptime)
 
     @classmethod
     def load(cls, memory_getter):

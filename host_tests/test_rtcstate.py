@@ -48,13 +48,15 @@ def full_state():
     s.interval_s = 900
     s.skip_reads = 4
     s.net_retry_at = 7200
+    s.hold_reading({"heat_energy": "1234.567", "power": None, "temp1": "62.40"},
+                   1_767_225_000, 259100)  # fmt: skip
     return s
 
 
 FIELDS = ("boots wakes elapsed_s wake_failures no_answers crashes buffered next_wake backoff_s "
           "discovery_published stay_awake repl bssid channel ip netmask gateway dns guard_held "
           "guard_replacements totals serial meter_type sw_revision units_hash interval_s "
-          "skip_reads net_retry_at").split()  # fmt: skip
+          "skip_reads net_retry_at reading").split()  # fmt: skip
 
 
 def same(a, b):
@@ -71,16 +73,17 @@ def with_crc(data):
 
 
 def test_size_well_under_rtc_memory():
-    assert SIZE == len(RtcState().pack()) == 296
-    assert SIZE <= 2048 // 4
+    assert SIZE == len(RtcState().pack()) == 596
+    assert SIZE <= 2048 // 2  # the ESP32 keeps 2048 bytes of RTC memory for us
     assert struct.calcsize(rtcstate._HEAD_FMT) == rtcstate._HEAD == 72
     assert struct.calcsize(rtcstate._SLOT_FMT) == rtcstate._SLOT == 24
-    assert rtcstate._HEAD + SLOTS * rtcstate._SLOT + 28 + 4 == SIZE
+    assert struct.calcsize(rtcstate._READING_FMT) == rtcstate._READING_HEAD == 12
+    assert rtcstate._HEAD + SLOTS * rtcstate._SLOT + 28 + 300 + 4 == SIZE
 
 
 def test_fields_sit_at_the_documented_offsets():
     d = full_state().pack()
-    assert d[0:4] == b"KRTC" and d[4] == 2 and d[5] == SLOTS
+    assert d[0:4] == b"KRTC" and d[4] == 3 and d[5] == SLOTS
     assert struct.unpack_from("<H", d, 6)[0] == SIZE
     assert struct.unpack_from("<IIIHHHHII", d, 8) == (7, 123456, 259200, 2, 1, 3, 42,
                                                       1_767_225_600, 900)  # fmt: skip
@@ -99,7 +102,14 @@ def test_fields_sit_at_the_documented_offsets():
     assert d[120:264] == bytes(144)  # unused slots are zero
     assert struct.unpack_from("<IH6sIIHIH", d, 264) == (67051653, 0x0403, b"K6\0\0\0\0",
                                                         0xDEADBEEF, 900, 4, 7200, 0)  # fmt: skip
-    assert struct.unpack_from("<I", d, 292)[0] == crc32(d[:292])
+    assert struct.unpack_from("<BBHII", d, 292) == (3, 3, 0, 1_767_225_000, 259100)
+    assert struct.unpack_from("<IB", d, 304) == (id_hash("heat_energy"), 8)
+    assert d[309:317] == b"1234.567"
+    assert struct.unpack_from("<IB", d, 317) == (id_hash("power"), 255)  # null
+    assert struct.unpack_from("<IB", d, 322) == (id_hash("temp1"), 5)
+    assert d[327:332] == b"62.40"
+    assert d[332:592] == bytes(260)
+    assert struct.unpack_from("<I", d, 592)[0] == crc32(d[:592])
 
 
 # -- round trips -------------------------------------------------------------------------------
@@ -390,3 +400,37 @@ def test_a_total_too_big_for_a_slot_is_skipped_not_a_crash():
     s = RtcState()
     assert s.from_guard(g, ["heat_energy", "volume"]) == 2
     assert RtcState.unpack(s.pack()).totals == []
+
+
+# -- the reading being published -----------------------------------------------------------------
+
+
+def test_a_held_reading_survives_a_reset_and_maps_back_to_the_configured_ids():
+    s = RtcState()
+    assert s.hold_reading({"heat_energy": "1234.567", "volume": None, "old": "1"}, None, 42)
+    back = RtcState.unpack(s.pack())
+    assert back.held_reading(["heat_energy", "volume", "flow"]) == (
+        {"heat_energy": "1234.567", "volume": None},
+        None,
+        42,
+    )  # "old" is no longer configured
+    back.reading = None
+    assert RtcState.unpack(back.pack()).held_reading(["heat_energy"]) is None
+
+
+def test_a_reading_too_big_for_the_block_is_not_kept_and_packing_does_not_fail():
+    s = RtcState()
+    big = {"s%02d" % i: "123456789.123456789" for i in range(16)}
+    assert not s.hold_reading(big, 1_767_225_000, 1)
+    assert RtcState.unpack(s.pack()).reading is None
+    assert not s.hold_reading({"x": "1" * 255}, None, 1)  # a text longer than a length byte
+    assert RtcState.unpack(s.pack()).reading is None
+
+
+def test_non_ascii_and_empty_texts_round_trip():
+    s = RtcState()
+    assert s.hold_reading({"w\u00e4rme": "-0.005", "e": ""}, None, 0)
+    assert RtcState.unpack(s.pack()).held_reading(["w\u00e4rme", "e"])[0] == {
+        "w\u00e4rme": "-0.005",
+        "e": "",
+    }

@@ -11,7 +11,7 @@ from rtcstate import SIZE, SLOTS, RtcState, id_hash
 
 FIELDS = ("boots", "wakes", "elapsed_s", "wake_failures", "no_answers", "crashes", "buffered",
           "next_wake", "backoff_s", "discovery_published", "stay_awake", "repl", "bssid", "channel",
-          "ip", "netmask", "gateway", "dns", "guard_held", "guard_replacements", "totals")  # fmt: skip
+          "ip", "netmask", "gateway", "dns", "guard_held", "guard_replacements", "totals", "reading")  # fmt: skip
 
 
 def full_state():
@@ -38,6 +38,7 @@ def full_state():
     s.guard_replacements = 1
     s.totals = [(id_hash("heat_energy"), (123456, 0), (120000, 0, 2)),
                 (id_hash("volume"), (5, -2), None)]  # fmt: skip
+    s.hold_reading({"heat_energy": "1234.567", "power": None}, 1767225000, 259100)
     return s
 
 
@@ -51,7 +52,7 @@ def same(a, b):
 
 def test_round_trip_and_size():
     d = full_state().pack()
-    assert len(d) == SIZE == 296 and SIZE <= 2048
+    assert len(d) == SIZE == 596 and SIZE <= 2048
     s = RtcState.unpack(d)
     assert s is not None and not s.fresh and same(s, full_state())
     assert same(RtcState.unpack(RtcState().pack()), RtcState())
@@ -59,14 +60,15 @@ def test_round_trip_and_size():
 
 def test_documented_offsets():
     d = full_state().pack()
-    assert d[0:4] == b"KRTC" and d[4] == 2 and d[5] == SLOTS
+    assert d[0:4] == b"KRTC" and d[4] == 3 and d[5] == SLOTS
     assert struct.unpack_from("<IIIHHHHII", d, 8) == (7, 123456, 259200, 2, 1, 3, 42,
                                                       1767225600, 900)  # fmt: skip
     assert d[36] == 7 and d[37] == 7 and d[38] == 11 and d[39] == 2
     assert d[40:46] == b"\xa4\x2b\xb0\x11\x22\x33"
     assert struct.unpack_from("<II", d, 64) == (5, 1)
     assert struct.unpack_from("<IqbqbBB", d, 72)[1:] == (123456, 0, 120000, 0, 2, 3)
-    assert struct.unpack_from("<I", d, 292)[0] == crc32(d[:292])
+    assert struct.unpack_from("<BBHII", d, 292) == (3, 2, 0, 1767225000, 259100)
+    assert struct.unpack_from("<I", d, 592)[0] == crc32(d[:592])
 
 
 def test_boundaries_round_trip():
@@ -190,6 +192,17 @@ def test_a_total_too_big_for_a_slot_is_skipped_not_a_crash():
     h = TotalsGuard()
     assert RtcState.unpack(s.pack()).to_guard(h, ["heat_energy", "volume"]) == 1
     assert h.last == {"volume": (5, -2)}
+
+
+def test_held_reading_round_trip():
+    s = RtcState()
+    assert s.hold_reading({"heat_energy": "1234.567", "volume": None, "old": "1"}, None, 42)
+    back = RtcState.unpack(s.pack())
+    assert back.held_reading(["heat_energy", "volume", "flow"]) == (
+        {"heat_energy": "1234.567", "volume": None}, None, 42)  # fmt: skip
+    big = {"s%02d" % i: "123456789.123456789" for i in range(16)}
+    assert not s.hold_reading(big, None, 1)
+    assert RtcState.unpack(s.pack()).reading is None
 
 
 run(globals(), "rtcstate")
