@@ -3,7 +3,7 @@
 
 import pytest
 
-from kmp import frame, messages, registers, strict, units
+from kmp import frame, logger, messages, registers, strict, units
 from kmp.errors import (
     AddressError,
     CidError,
@@ -244,3 +244,28 @@ def test_parse_rid_rejects(text):
 def test_every_error_is_a_kmp_error():
     for cls in (FrameError, CrcError, LengthError, AddressError, CidError, RequestError):
         assert issubclass(cls, KmpError)
+
+
+def _log_response(regs, recs):
+    """GetLog* payload: regs [(rid, unit, nob, siex)], recs [(rec_id, [raw value, ...])]."""
+    out = bytearray((1, len(regs)))
+    out += recs[0][0].to_bytes(2, "big")
+    for (rid, unit, nob, siex), v in zip(regs, recs[0][1]):
+        out += rid.to_bytes(2, "big") + bytes((unit, nob, siex)) + v.to_bytes(nob, "big")
+    for rec_id, values in recs[1:]:
+        out += rec_id.to_bytes(2, "big")
+        for (_, _, nob, _), v in zip(regs, values):
+            out += v.to_bytes(nob, "big")
+    return bytes(out + b"\x10\xf5\x11\x02\x00")
+
+
+def test_logger_keeps_siex_and_the_sign_of_every_record():
+    # SiEx 0xC2: negative values, exponent -2 (PROTOCOL.md 3.5); 0x43: positive, exponent -3.
+    data = _log_response(
+        [(0x56, 37, 2, 0xC2), (0x3C, 8, 4, 0x43)],
+        [(0x10F3, [150, 1000]), (0x10F4, [250, 2000]), (0x10F5, [0, 3000])],
+    )
+    log = logger.parse_log_response(data)
+    assert log["formats"] == {0x56: (37, 2, 0xC2), 0x3C: (8, 4, 0x43)}
+    assert log["records"] == [(0x10F3, [-150, 1000]), (0x10F4, [-250, 2000]), (0x10F5, [0, 3000])]
+    assert log["rids"] == [0x56, 0x3C] and log["info"] == 0

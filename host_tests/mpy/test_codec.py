@@ -164,6 +164,12 @@ def test_units_and_registers():
 def test_logger():
     assert logger.parse_log_time(b"\x07\x05\x11\x0a\x1e\x00\x00\x00") == (2007, 5, 17, 10, 30, 0)
     assert_raises(LengthError, logger.parse_log_time, b"\x07")
+    # one register, SiEx 0xC2 (negative, exponent -2), two records: the sign applies to both
+    # log 1, 1 register, rec 10F3: RID 0056 unit 25 NoB 02 SiEx C2 0096; rec 10F4: 00FA; trailer
+    data = bytes.fromhex("010110f300562502c2009610f400fa10f5110200")
+    log = logger.parse_log_response(data)
+    assert log["formats"] == {0x56: (0x25, 2, 0xC2)}
+    assert log["records"] == [(0x10F3, [-150]), (0x10F4, [-250])]
 
 
 def test_exactjson():

@@ -17,9 +17,10 @@ def parse_log_time(data):
 def parse_log_response(data):
     """Payload of a GetLog* response (after the CID).
 
-    Returns a dict: log_id, rids, formats {rid: (unit, nob, siex)}, records [(rec_id,
-    [mantissa, ...])], last_read_out_rec_id, newest_rec_id, info. The first record carries the
-    register formats, later records only the raw values in the same order.
+    Returns a dict: log_id, rids, formats {rid: (unit, nob, siex)} with the raw SiEx byte,
+    records [(rec_id, [signed mantissa, ...])], last_read_out_rec_id, newest_rec_id, info. The
+    first record carries the register formats, later records only the value bytes in the same
+    order: the SiEx sign and exponent of the format apply to every record.
     """
     n = len(data)
     if n < 2 + 2 + _TRAILER:
@@ -29,6 +30,7 @@ def parse_log_response(data):
     rids = []
     formats = {}
     nobs = []
+    negative = []  # the SiEx sign bit of each register, for the records after the first
     records = []
     values = []
     rec_id = (data[i] << 8) | data[i + 1]
@@ -38,10 +40,12 @@ def parse_log_response(data):
             raise LengthError("log response: register format truncated at byte %d" % i)
         rid = (data[i] << 8) | data[i + 1]
         unit = data[i + 2]
-        mantissa, exponent, nob, i = decode_value(data, i + 3)
+        siex = data[i + 4]
+        mantissa, _, nob, i = decode_value(data, i + 3)
         rids.append(rid)
-        formats[rid] = (unit, nob, exponent)
+        formats[rid] = (unit, nob, siex)
         nobs.append(nob)
+        negative.append(siex & 0x80)
         values.append(mantissa)
     records.append((rec_id, values))
     size = 2 + sum(nobs)
@@ -51,11 +55,11 @@ def parse_log_response(data):
         rec_id = (data[i] << 8) | data[i + 1]
         i += 2
         values = []
-        for nob in nobs:
+        for nob, neg in zip(nobs, negative):
             v = 0
             for k in range(nob):
                 v = (v << 8) | data[i + k]
-            values.append(v)
+            values.append(-v if neg else v)
             i += nob
         records.append((rec_id, values))
     if n - i != _TRAILER:
