@@ -85,6 +85,27 @@ def test_assembler_reports_ack():
     assert asm.done and asm.ack
 
 
+def test_assembler_ignores_a_stray_ack_when_a_data_answer_is_expected():
+    # Only SetClock and PutRegister are ACKed (PROTOCOL.md 1.2, 3.1): a 0x06 before the start of
+    # a GetRegister/GetType/GetSerialNo answer is noise, and the answer after it is kept.
+    resp = response([(0x3C, 8, 12345, -3)])
+    kind = frame.encode_frame(0x3F, 1, b"\x00\x04\x06\x01", frame.START_FROM_METER)
+    serial = frame.encode_frame(0x3F, 2, b"\x01\x23\x45\x67", frame.START_FROM_METER)
+    asm = frame.FrameAssembler()
+    for cid, wire in ((0x10, resp), (0x01, kind), (0x02, serial)):
+        asm.expect(0x3F, cid)
+        stream = b"\x06\x00\x06" + wire
+        assert asm.feed(stream) == len(stream)
+        assert asm.done and not asm.ack and asm.cid == cid
+    asm.expect(0x3F, 0x10, ack=True)  # the caller may still ask for a lone ACK explicitly
+    assert asm.feed(b"\x06" + resp) == 1 and asm.ack
+    for cid in (0x09, 0x11, None):  # SetClock, PutRegister, anything: a lone ACK answers
+        asm.expect(0x3F, cid)
+        assert asm.feed(b"\x00\x06") == 2 and asm.done and asm.ack
+    asm.expect(0x3F, 0x11, ack=False)
+    assert asm.feed(b"\x06") == 1 and not asm.done
+
+
 def test_assembler_restarts_on_new_start_byte():
     good = response([(0x3C, 8, 1, 0)])
     asm = frame.FrameAssembler()

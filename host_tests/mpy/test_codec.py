@@ -75,6 +75,14 @@ def test_assembler_errors():
     assert_raises(FrameError, asm.feed, b"\x40\x3f\x1b\x0d")
     asm.reset()
     assert asm.feed(b"\x06") == 1 and asm.ack
+    # a stray 0x06 before a data answer is skipped; SetClock/PutRegister take the lone ACK
+    resp = _response([(0x3C, 8, 1, 0)])
+    asm.expect(0x3F, 0x10)
+    assert asm.feed(b"\x06" + resp) == len(resp) + 1 and asm.done and not asm.ack
+    asm.expect(0x3F, 0x11)
+    assert asm.feed(b"\x06") == 1 and asm.ack
+    asm.expect(0x3F, 0x02, ack=True)
+    assert asm.feed(b"\x06") == 1 and asm.ack
 
 
 def test_assembler_feed_allocates_nothing():

@@ -25,6 +25,8 @@ DEFAULT_ADDRESS = const(0x3F)
 CID_GET_TYPE = const(0x01)
 CID_GET_SERIAL = const(0x02)
 CID_GET_REGISTER = const(0x10)
+CID_SET_CLOCK = const(0x09)  # answered by a lone ACK, as PutRegister
+CID_PUT_REGISTER = const(0x11)
 MAX_REGISTERS_PER_REQUEST = const(8)
 
 # Largest unstuffed dst..CRC we accept: 8 registers with up to 8-byte values (real meters use
@@ -113,7 +115,8 @@ class FrameAssembler:
     Everything before a start byte is discarded: the echo of our own request from IR heads
     (it starts with 0x80 and cannot contain a raw 0x40) and stray 0x00 from the meter. A raw
     start byte inside a frame restarts it, as only a new frame can carry one. A lone 0x06 outside
-    a frame is the ACK. The buffer is preallocated; feeding allocates nothing.
+    a frame is the ACK when one is expected (see expect()), else noise like a stray 0x00. The
+    buffer is preallocated; feeding allocates nothing.
 
     After feed() returns with done set, read address, cid, ack and payload(); the payload view is
     valid until the next reset(). Errors raise a KmpError subclass and leave the assembler idle.
@@ -126,12 +129,19 @@ class FrameAssembler:
         self._max = max_body
         self.expect_address = None
         self.expect_cid = None
+        self.expect_ack = True
         self.reset()
 
-    def expect(self, address=None, cid=None):
-        """Reset and set what the next frame must carry (None accepts anything)."""
+    def expect(self, address=None, cid=None, ack=None):
+        """Reset and set what the next frame must carry (None accepts anything). ack: whether a
+        lone 0x06 answers; by default only for SetClock and PutRegister, the commands the meter
+        ACKs (PROTOCOL.md 3.1), and for cid None. Otherwise a 0x06 outside a frame is ignored:
+        a stray one must not end the exchange before the data answer that follows."""
         self.expect_address = address
         self.expect_cid = cid
+        if ack is None:
+            ack = cid is None or cid == CID_SET_CLOCK or cid == CID_PUT_REGISTER
+        self.expect_ack = ack
         self.reset()
 
     def reset(self):
@@ -162,7 +172,7 @@ class FrameAssembler:
                     self._n = 0
                     self._crc = 0
                     self.in_frame = True
-                elif b == ACK:
+                elif b == ACK and self.expect_ack:
                     self.ack = True
                     self.done = True
                     break
