@@ -10,7 +10,7 @@ from kmp.link import MeterLink
 
 class SimpleMeter:
     def __init__(self, values, serial=12345678, meter_type=0x0050, sw=0x0201, echo=False,
-                 latency_ms=50, address=0x3F):  # fmt: skip
+                 latency_ms=50, address=0x3F, silent=None, stray=b""):  # fmt: skip
         self.values = values  # rid -> (unit, mantissa, exponent)
         self.serial = serial
         self.meter_type = meter_type
@@ -19,6 +19,8 @@ class SimpleMeter:
         self.latency_ms = latency_ms
         self.address = address
         self.asleep = False
+        self.silent = silent  # silent(rids) -> True: no reply to that GetRegister request
+        self.stray = stray  # bytes sent just before each answer (e.g. a stray 0x06)
         self.requests = []  # rid lists of GetRegister requests seen
 
     def __call__(self, wire):
@@ -37,12 +39,14 @@ class SimpleMeter:
         else:
             rids = messages.parse_register_request(f.data)
             self.requests.append(rids)
+            if self.silent is not None and self.silent(rids):
+                return out
             data = b"".join(
                 messages.encode_register(rid, *self.values[rid])
                 for rid in rids
                 if rid in self.values
             )
-        resp = frame.encode_frame(f.address, f.cid, data, frame.START_FROM_METER)
+        resp = self.stray + frame.encode_frame(f.address, f.cid, data, frame.START_FROM_METER)
         out.append((self.latency_ms, resp))
         return out
 

@@ -3,7 +3,7 @@
 from fake_clock import FakeClock
 from fake_uart import FakeUart
 from kmp import frame
-from kmp.errors import CrcError, NoAnswer
+from kmp.errors import CrcError, FrameError, NoAnswer
 from kmp.link import MeterLink, wire_ms
 from mptest import assert_raises, run
 from simple_meter import SEVEN, VALUES, SimpleMeter, make
@@ -96,6 +96,68 @@ def test_fault_matrix_with_the_virtual_meter():
     line.asleep = True
     res = link.read(SEVEN)
     assert res.no_answer and isinstance(res.error, NoAnswer)
+
+
+def test_silent_alone_is_unsupported_and_the_meter_answered():
+    meter = SimpleMeter(dict(VALUES), silent=lambda rids: rids == [0x60])
+    clock, _, _, link = make(meter, retries=1)
+    rids = SEVEN + [0x60]
+    res = link.read(rids)
+    assert not res.no_answer and res.error is None and len(res.values) == 7
+    assert res.unsupported == [0x60] and res.missing == []
+    clock.advance(60000)
+    meter.requests.clear()
+    res = link.read(rids)
+    assert meter.requests == [SEVEN] and not res.no_answer
+    link.forget_unsupported()
+    link.read(rids)
+    assert meter.requests[1] == rids
+
+
+def test_later_batch_silent_is_not_no_answer():
+    meter = SimpleMeter(dict(VALUES), silent=lambda rids: 0x3EC in rids)
+    _, _, _, link = make(meter, retries=0)
+    rids = SEVEN + [0x63, 0x3EC, 0x60]
+    res = link.read(rids)
+    assert not res.no_answer and isinstance(res.error, NoAnswer) and len(res.values) == 8
+    assert sorted(res.missing) == [0x60, 0x3EC] and res.unsupported == []
+
+
+def test_quiet_before_any_request_after_a_failure():
+    meter = SimpleMeter(dict(VALUES))
+    times = []
+
+    def stalls(wire):
+        times.append(clock.now)
+        if wire != frame.request_get_registers([0x3C]):
+            return meter(wire)
+        resp = frame.encode_frame(0x3F, 0x10, b"\x00\x3c\x08\x01\x00\x05", 0x40)
+        return [(30, resp[:5])]
+
+    clock, _, _, link = make(stalls, retries=0)
+    assert isinstance(link.read([0x3C]).error, FrameError)
+    assert link.get_serial() == 12345678
+    assert times[1] - (times[0] + 30) >= 1600
+    link.get_type()
+    assert times[2] - times[1] < 1000  # after a good exchange, no wait
+
+
+def test_stray_ack_before_the_answer():
+    meter = SimpleMeter(dict(VALUES), stray=b"\x06")
+    _, _, _, link = make(meter, byte_ms=9.17)
+    assert len(link.read(SEVEN).values) == 7 and link.get_type() == (0x0050, "B1")
+    assert link.retries_done == 0 and link.frame_errors == 0
+
+
+def test_feed_while_waiting():
+    meter = SimpleMeter(dict(VALUES))
+    meter.asleep = True
+    fed = []
+    clock, _, _, link = make(meter, timeout_ms=10000, retries=2, feed=lambda: fed.append(clock.now))
+    t0 = clock.now
+    assert link.read(SEVEN).no_answer
+    gaps = [b - a for a, b in zip([t0] + fed, fed + [clock.now])]
+    assert clock.now - t0 >= 30000 and max(gaps) <= 1100
 
 
 run(globals(), "link")

@@ -3,15 +3,18 @@
 # One transaction: the whole request in one write (the meter allows at most 27 ms between request
 # bytes), then the response assembled under deadlines: first byte within timeout_ms, then at most
 # gap_ms between bytes. After a failure the meter ignores requests for 1.6 s after the last byte
-# it heard, so a retry waits quiet_ms first. The UART is any object with write(), any() and
-# readinto(): machine.UART on the ESP32, a pyserial adapter on a host, a fake in tests.
+# it heard, so the next request (a retry or any other) waits quiet_ms first. The UART is any
+# object with write(), any() and readinto(): machine.UART on the ESP32, a pyserial adapter on a
+# host, a fake in tests.
 
 from kmp import frame, records
-from kmp.errors import CidError, CrcError, FrameError, KmpError, NoAnswer
+from kmp.errors import CrcError, FrameError, KmpError, NoAnswer
 
 _RX_CHUNK = 32
 # At least one byte time after the last response byte before the next request (DOC section 2.1).
 _TURNAROUND_MS = 20
+# The watchdog is fed at most this often while an exchange waits (feed=).
+_FEED_MS = 1000
 
 
 def wire_ms(nbytes, baud=1200):
@@ -27,7 +30,7 @@ class ReadResult:
         self.missing = []  # asked, not read this time (failure or absent twice)
         self.unsupported = []  # the meter answers without them: not asked again
         self.error = None  # the last error, when something failed
-        self.no_answer = False  # the meter did not answer at all
+        self.no_answer = False  # nothing at all was answered this time
 
 
 class MeterLink:
@@ -42,11 +45,15 @@ class MeterLink:
         baud=1200,
         clock=None,
         poll_ms=5,
+        feed=None,
     ):
         if clock is None:
             import ticks as clock
         self._uart = uart
         self._clock = clock
+        # Called while an exchange or a quiet wait lasts: a silent meter with long timeouts and
+        # many retries keeps the link busy for longer than the watchdog allows.
+        self._feed = feed
         self.address = address
         self.timeout_ms = timeout_ms
         # ESP32 UARTs hand bytes over in bursts (FIFO threshold or ~10 idle byte times), so the
@@ -112,18 +119,29 @@ class MeterLink:
         """Read registers, at most 8 a request; returns a ReadResult.
 
         A register missing from a valid response is asked once more on its own; if the meter
-        again answers without it, it is unsupported and not asked again.
+        again answers without it, or says nothing to that request alone (some meters do, for
+        registers they lack), it is unsupported and not asked again. no_answer is set only when
+        nothing at all was answered.
         """
         result = ReadResult()
         plan = self._plan_for(rids)
         failed = None  # chunks whose exchange failed (a list only when one did)
+        heard = False  # the meter said something this cycle
         for chunk, request in plan:
-            if not self._read_chunk(chunk, request, result):
+            error = self._read_chunk(chunk, request, result)
+            if error is None:
+                heard = True
+                continue
+            if not heard and isinstance(error, NoAnswer):
+                result.no_answer = True
+                result.error = error
+                break  # an asleep meter will not answer the next request either
+            heard = True
+            if not self._silent_alone(chunk, error):
+                result.error = error
                 if failed is None:
                     failed = []
                 failed.append(chunk)
-                if result.no_answer:
-                    break  # an asleep meter will not answer the next request either
         if len(result.values) < self._plan_count:
             self._retry_missing(plan, result, failed)
         result.unsupported = [rid for rid in rids if rid in self.unsupported]
@@ -163,20 +181,30 @@ class MeterLink:
 
     def _retry_missing(self, plan, result, failed):
         """Registers absent from a valid response are asked once more on their own; those of
-        a failed exchange (or after the meter stopped answering) are just missing this time."""
+        a failed exchange (or when the meter did not answer at all) are just missing this time."""
         for chunk, _ in plan:
             bad = result.no_answer or (failed is not None and chunk in failed)
             for rid in chunk:
-                if rid in result.values:
+                if rid in result.values or rid in self.unsupported:
                     continue
                 if bad:
                     result.missing.append(rid)
                     continue
-                if self._read_chunk([rid], self._request([rid]), result):
+                error = self._read_chunk([rid], self._request([rid]), result)
+                if error is None:
                     if rid not in result.values:
                         self.unsupported.add(rid)
-                else:
+                elif not self._silent_alone([rid], error):
+                    result.error = error
                     result.missing.append(rid)
+
+    def _silent_alone(self, chunk, error):
+        """A one-register request without any answer, while the meter answered this cycle: the
+        meter lacks that register (it gives no reply for it, PROTOCOL.md 3.4). True if so."""
+        if len(chunk) == 1 and isinstance(error, NoAnswer):
+            self.unsupported.add(chunk[0])
+            return True
+        return False
 
     def forget_unsupported(self):
         """Ask every register again (after a meter swap or a reboot of the meter)."""
@@ -184,33 +212,34 @@ class MeterLink:
         self._plan = None
 
     def _read_chunk(self, chunk, request, result):
+        """Ask for chunk; its registers go into result.values. None, or the error."""
         try:
             regs = self._transact(request, frame.CID_GET_REGISTER, records.parse_registers)
-        except NoAnswer as e:
-            result.error = e
-            result.no_answer = True
-            return False
         except KmpError as e:
-            result.error = e
-            return False
+            return e
         for reg in regs:
             if reg.rid in chunk:  # never take a register we did not ask for
                 result.values[reg.rid] = reg
-        return True
+        return None
 
     # -- transactions --------------------------------------------------------------------------
 
     def _transact(self, request, cid, parse):
-        """Send request and parse the response payload, retrying on failure."""
+        """Send request and parse the response payload, retrying on failure. Raises NoAnswer
+        only when no try got anything back, else the last other error."""
         error = None
         for attempt in range(self.retries + 1):
             if attempt:
                 self.retries_done += 1
-                self._wait_quiet()
+            if self._failed_at is not None:
+                self._wait_quiet()  # after any failed exchange, whatever this request is
             try:
-                return parse(self._exchange(request, cid))
+                value = parse(self._exchange(request, cid))
+                self._failed_at = None
+                return value
             except KmpError as e:
-                error = e
+                if error is None or not isinstance(e, NoAnswer):
+                    error = e
                 self.last_error = "%s: %s" % (type(e).__name__, e)
                 self._failed_at = self._clock.ticks_ms()
         raise error
@@ -232,7 +261,8 @@ class MeterLink:
         asm = self._asm
         asm.expect(self.address, cid)
         view = self._rxview
-        last = start
+        last = fed = start
+        feed = self._feed
         try:
             while True:
                 n = uart.any()
@@ -260,6 +290,9 @@ class MeterLink:
                         )
                 elif clock.ticks_diff(now, start) > first_byte_ms:
                     raise NoAnswer("no answer from the meter within %d ms" % first_byte_ms)
+                if feed is not None and clock.ticks_diff(now, fed) >= _FEED_MS:
+                    feed()
+                    fed = now
                 clock.sleep_ms(self.poll_ms)
         except NoAnswer:
             self.timeouts += 1
@@ -270,10 +303,9 @@ class MeterLink:
         except KmpError:
             self.frame_errors += 1
             raise
+        # The link asks only for data answers, so the assembler takes no lone ACK (a stray 0x06
+        # before a frame is skipped).
         self.last_exchange_ms = clock.ticks_diff(clock.ticks_ms(), start)
-        if asm.ack:
-            self.frame_errors += 1
-            raise CidError("expected a response with CID 0x%02X, got a lone ACK" % cid)
         self.responses += 1
         return asm.payload()
 
@@ -303,4 +335,6 @@ class MeterLink:
             left = self.quiet_ms - clock.ticks_diff(now, since)
             if left <= 0 or clock.ticks_diff(deadline, now) <= 0:
                 return
+            if self._feed is not None:
+                self._feed()
             clock.sleep_ms(min(left, 100))
