@@ -165,8 +165,9 @@ def _node(cfg, uart, mqtt, platform):
     from node import Node
 
     m = cfg["meter"]
+    # feed: a slow meter (timeout_ms and retries at their maximum) must not outlast the watchdog
     link = MeterLink(uart, m["address"], timeout_ms=m["timeout_ms"], retries=m["retries"],
-                     clock=time)  # fmt: skip
+                     clock=time, feed=platform.feed)  # fmt: skip
     buffer = LazyBuffer("/" + cfg["buffer"]["path"].strip("/"), cfg["buffer"]["capacity"])
     return Node(cfg, link, mqtt, time, time.time, platform, log, buffer)
 

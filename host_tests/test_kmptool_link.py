@@ -71,3 +71,15 @@ def test_asleep_meter_exits_1_with_a_hint():
 def test_unknown_register_name_is_a_usage_error(sim):
     r = kmptool("read", "--port", sim.device, "heat_enrgy")
     assert r.returncode == 2 and "unknown register 'heat_enrgy'" in r.stderr
+
+
+def test_log_formats_show_the_exponent_and_sign_decoded_from_siex():
+    import kmptool
+
+    # GetLogLastPresent-style payload: one register 0x0056 (unit 37, 2 bytes, SiEx 0xC2:
+    # negative, exponent -2), one record of 150 -> -1.50.
+    data = bytes((1, 1, 0x10, 0xF3, 0x00, 0x56, 37, 2, 0xC2, 0, 150, 0x10, 0xF5, 0x11, 0x02, 0))
+    out = kmptool.application_json(0xA0, data)
+    assert out["formats"] == [{"rid": 0x56, "unit_code": 37, "nob": 2, "siex": "0xC2",
+                               "exponent": -2, "negative": True}]  # fmt: skip
+    assert out["records"][0]["mantissas"] == {"86": -150}

@@ -90,9 +90,10 @@ def application_json(cid, data, request=False):
         log = logger.parse_log_response(data)
         out["log_id"] = log["log_id"]
         out["formats"] = [
-            {"rid": rid, "unit_code": u, "nob": nob, "exponent": e}
-            for rid, (u, nob, e) in log["formats"].items()
-        ]
+            {"rid": rid, "unit_code": u, "nob": nob, "siex": "0x%02X" % s,
+             "exponent": -(s & 0x3F) if s & 0x40 else s & 0x3F, "negative": bool(s & 0x80)}
+            for rid, (u, nob, s) in log["formats"].items()
+        ]  # fmt: skip
         out["records"] = [
             {"rec_id": rec_id, "mantissas": dict(zip([str(r) for r in log["rids"]], values))}
             for rec_id, values in log["records"]
