@@ -18,7 +18,7 @@ except ImportError:  # CPython
 MAGIC = b"KRTC"
 VERSION = 3
 SLOTS = 8  # totals the guard state is kept for
-SIZE = 596  # bytes, CRC included
+SIZE = 600  # bytes, CRC included
 
 # Fixed part, offsets 0..71 (see docs/storage.md).
 _HEAD_FMT = "<4sBBHIIIHHHHIIBBBB6s4s4s4s4sHII"
@@ -27,22 +27,23 @@ _HEAD = const(72)
 # mantissa i64, pending-lower exponent i8, pending-lower count u8, slot flags u8.
 _SLOT_FMT = "<IqbqbBB"
 _SLOT = const(24)
-# Node block after the guard slots, 28 bytes: meter serial u32, meter type u16, software
+# Node block after the guard slots, 32 bytes: meter serial u32, meter type u16, software
 # revision text 6s, units hash u32, interval s u32, reads to skip u16, network retry at
-# (elapsed_s) u32, reserved u16. Kept so a wake needs no GetType/GetSerialNo (the meter's
-# battery) and re-announces discovery only when the units change.
-_NODE_FMT = "<IH6sIIHIH"
+# (elapsed_s) u32, reserved u16, clock synced at (elapsed_s) u32. Kept so a wake needs no
+# GetType/GetSerialNo (the meter's battery) and re-announces discovery only when the units
+# change.
+_NODE_FMT = "<IH6sIIHIHI"
 _NODE_AT = const(264)  # _HEAD + SLOTS * _SLOT
 # Reading block after the node block, 300 bytes: the reading of this wake while it is being
 # published, so a reset in the radio phase (watchdog, brownout) does not lose it: the next boot
 # moves it into the flash buffer. flags u8 (bit 0 held, bit 1 time known), entries u8,
 # reserved u16, time u32, uptime u32, then per value: id hash u32, length u8 (255: null), text.
 _READING_FMT = "<BBHII"
-_READING_AT = const(292)  # _NODE_AT + 28
+_READING_AT = const(296)  # _NODE_AT + 32
 _READING_HEAD = const(12)
 _READING_SIZE = const(300)
 _NULL = const(255)
-_CRC_AT = const(592)  # _READING_AT + _READING_SIZE
+_CRC_AT = const(596)  # _READING_AT + _READING_SIZE
 
 # flags (offset 36)
 _F_DISCOVERY = const(1)
@@ -151,6 +152,7 @@ class RtcState:
         self.interval_s = 0  # 0: the configured one
         self.skip_reads = 0
         self.net_retry_at = 0  # elapsed_s before which no Wi-Fi is tried (0: now)
+        self.clock_synced_at = 0  # elapsed_s of the last NTP sync (the RTC drifts in deep sleep)
         # A reading not yet published: ([(id_hash, text or None)], time or None, uptime) or
         # None; see hold_reading() / held_reading().
         self.reading = None
@@ -236,6 +238,7 @@ class RtcState:
             _uint(self.meter_type, 16, "meter_type"), sw, _uint(self.units_hash, 32, "units_hash"),
             _uint(self.interval_s, 32, "interval_s"), _sat(self.skip_reads, 16),
             _uint(self.net_retry_at, 32, "net_retry_at"), 0,
+            _uint(self.clock_synced_at, 32, "clock_synced_at"),
         )  # fmt: skip
         self._pack_reading(buf)
         struct.pack_into("<I", buf, _CRC_AT, crc32(memoryview(buf)[:_CRC_AT]))
@@ -325,6 +328,7 @@ class RtcState:
         s.serial, s.meter_type = n[0], n[1]
         s.sw_revision = bytes(n[2]).rstrip(b"\0").decode()
         s.units_hash, s.interval_s, s.skip_reads, s.net_retry_at = n[3], n[4], n[5], n[6]
+        s.clock_synced_at = n[8]
         s._unpack_reading(data)
         return s
 

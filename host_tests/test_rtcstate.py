@@ -48,6 +48,7 @@ def full_state():
     s.interval_s = 900
     s.skip_reads = 4
     s.net_retry_at = 7200
+    s.clock_synced_at = 259000
     s.hold_reading({"heat_energy": "1234.567", "power": None, "temp1": "62.40"},
                    1_767_225_000, 259100)  # fmt: skip
     return s
@@ -56,7 +57,7 @@ def full_state():
 FIELDS = ("boots wakes elapsed_s wake_failures no_answers crashes buffered next_wake backoff_s "
           "discovery_published stay_awake repl bssid channel ip netmask gateway dns guard_held "
           "guard_replacements totals serial meter_type sw_revision units_hash interval_s "
-          "skip_reads net_retry_at reading").split()  # fmt: skip
+          "skip_reads net_retry_at clock_synced_at reading").split()  # fmt: skip
 
 
 def same(a, b):
@@ -73,12 +74,12 @@ def with_crc(data):
 
 
 def test_size_well_under_rtc_memory():
-    assert SIZE == len(RtcState().pack()) == 596
+    assert SIZE == len(RtcState().pack()) == 600
     assert SIZE <= 2048 // 2  # the ESP32 keeps 2048 bytes of RTC memory for us
     assert struct.calcsize(rtcstate._HEAD_FMT) == rtcstate._HEAD == 72
     assert struct.calcsize(rtcstate._SLOT_FMT) == rtcstate._SLOT == 24
     assert struct.calcsize(rtcstate._READING_FMT) == rtcstate._READING_HEAD == 12
-    assert rtcstate._HEAD + SLOTS * rtcstate._SLOT + 28 + 300 + 4 == SIZE
+    assert rtcstate._HEAD + SLOTS * rtcstate._SLOT + 32 + 300 + 4 == SIZE
 
 
 def test_fields_sit_at_the_documented_offsets():
@@ -100,16 +101,17 @@ def test_fields_sit_at_the_documented_offsets():
                                                      0, 2, 3)  # fmt: skip
     assert struct.unpack_from("<IqbqbBB", d, 96) == (id_hash("volume"), 5, -2, 0, 0, 0, 1)
     assert d[120:264] == bytes(144)  # unused slots are zero
-    assert struct.unpack_from("<IH6sIIHIH", d, 264) == (67051653, 0x0403, b"K6\0\0\0\0",
-                                                        0xDEADBEEF, 900, 4, 7200, 0)  # fmt: skip
-    assert struct.unpack_from("<BBHII", d, 292) == (3, 3, 0, 1_767_225_000, 259100)
-    assert struct.unpack_from("<IB", d, 304) == (id_hash("heat_energy"), 8)
-    assert d[309:317] == b"1234.567"
-    assert struct.unpack_from("<IB", d, 317) == (id_hash("power"), 255)  # null
-    assert struct.unpack_from("<IB", d, 322) == (id_hash("temp1"), 5)
-    assert d[327:332] == b"62.40"
-    assert d[332:592] == bytes(260)
-    assert struct.unpack_from("<I", d, 592)[0] == crc32(d[:592])
+    assert struct.unpack_from("<IH6sIIHIHI", d, 264) == (67051653, 0x0403, b"K6\0\0\0\0",
+                                                         0xDEADBEEF, 900, 4, 7200, 0,
+                                                         259000)  # fmt: skip
+    assert struct.unpack_from("<BBHII", d, 296) == (3, 3, 0, 1_767_225_000, 259100)
+    assert struct.unpack_from("<IB", d, 308) == (id_hash("heat_energy"), 8)
+    assert d[313:321] == b"1234.567"
+    assert struct.unpack_from("<IB", d, 321) == (id_hash("power"), 255)  # null
+    assert struct.unpack_from("<IB", d, 326) == (id_hash("temp1"), 5)
+    assert d[331:336] == b"62.40"
+    assert d[336:596] == bytes(260)
+    assert struct.unpack_from("<I", d, 596)[0] == crc32(d[:596])
 
 
 # -- round trips -------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from rtcstate import SIZE, SLOTS, RtcState, id_hash
 
 FIELDS = ("boots", "wakes", "elapsed_s", "wake_failures", "no_answers", "crashes", "buffered",
           "next_wake", "backoff_s", "discovery_published", "stay_awake", "repl", "bssid", "channel",
-          "ip", "netmask", "gateway", "dns", "guard_held", "guard_replacements", "totals", "reading")  # fmt: skip
+          "ip", "netmask", "gateway", "dns", "guard_held", "guard_replacements", "totals", "clock_synced_at", "reading")  # fmt: skip
 
 
 def full_state():
@@ -38,6 +38,7 @@ def full_state():
     s.guard_replacements = 1
     s.totals = [(id_hash("heat_energy"), (123456, 0), (120000, 0, 2)),
                 (id_hash("volume"), (5, -2), None)]  # fmt: skip
+    s.clock_synced_at = 259000
     s.hold_reading({"heat_energy": "1234.567", "power": None}, 1767225000, 259100)
     return s
 
@@ -52,7 +53,7 @@ def same(a, b):
 
 def test_round_trip_and_size():
     d = full_state().pack()
-    assert len(d) == SIZE == 596 and SIZE <= 2048
+    assert len(d) == SIZE == 600 and SIZE <= 2048
     s = RtcState.unpack(d)
     assert s is not None and not s.fresh and same(s, full_state())
     assert same(RtcState.unpack(RtcState().pack()), RtcState())
@@ -67,8 +68,9 @@ def test_documented_offsets():
     assert d[40:46] == b"\xa4\x2b\xb0\x11\x22\x33"
     assert struct.unpack_from("<II", d, 64) == (5, 1)
     assert struct.unpack_from("<IqbqbBB", d, 72)[1:] == (123456, 0, 120000, 0, 2, 3)
-    assert struct.unpack_from("<BBHII", d, 292) == (3, 2, 0, 1767225000, 259100)
-    assert struct.unpack_from("<I", d, 592)[0] == crc32(d[:592])
+    assert struct.unpack_from("<I", d, 292)[0] == 259000  # clock synced at
+    assert struct.unpack_from("<BBHII", d, 296) == (3, 2, 0, 1767225000, 259100)
+    assert struct.unpack_from("<I", d, 596)[0] == crc32(d[:596])
 
 
 def test_boundaries_round_trip():
