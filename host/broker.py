@@ -126,15 +126,6 @@ class AmqttBroker:
             self._loop.close()
         self._loop = self._thread = self._broker = None
 
-
-async def _cancel_other_tasks():
-    me = asyncio.current_task()
-    tasks = [t for t in asyncio.all_tasks() if t is not me]
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await asyncio.sleep(0.05)  # closing transports finish on the next loop iterations
-
     def __enter__(self):
         return self.start()
 
