@@ -79,6 +79,20 @@ BINARY_SENSOR_CLASSES = frozenset(
      "tamper", "update", "vibration", "window")
 )  # fmt: skip
 
+# What older Home Assistant versions do not accept yet, as YYYYMM: the first version with it.
+# A config using it is rejected whole by an older HA (DISCOVERY.md 2.3).
+SINCE = {
+    ("device_class", "temperature_delta"): 202511,  # core PR #147358
+    ("unit", "volume_flow_rate", "L/h"): 202505,  # core PR #143625
+}
+
+# Attribute access in a Jinja2 template finds a dict's methods before its keys: a state key with
+# one of these names must be read as value_json['key'].
+DICT_METHODS = frozenset(
+    ("clear", "copy", "fromkeys", "get", "items", "keys", "pop", "popitem", "setdefault",
+     "update", "values")
+)  # fmt: skip
+
 # Spellings that look like units but that HA does not accept under any device class: KMP's own
 # (units.py), ESPHome's kamstrup_kmp defects, and OpenMQTTGateway's "C must be °C".
 WRONG_SPELLINGS = frozenset(("m3", "m3/h", "l/h", "l", "C", "kCal", "Cal", "°K", "l/min", "W/h"))
@@ -152,10 +166,11 @@ def expand(payload, table=ABBREVIATIONS):
     return out
 
 
-def problems(payload, component="sensor", kind=None):
+def problems(payload, component="sensor", kind=None, ha_version=None):
     """Every reason HA would reject or mis-handle this config, as strings ([] = fine).
     kind: 'total' / 'measure' / 'info' for a meter register (kmp.registers kind name), to
-    catch total_increasing on something that is not a counter and the reverse."""
+    catch total_increasing on something that is not a counter and the reverse. ha_version:
+    YYYYMM of the HA that reads it (None: a current one)."""
     out = []
     p = expand(payload)
     allowed_keys = SENSOR_KEYS if component == "sensor" else BINARY_SENSOR_KEYS
@@ -177,6 +192,18 @@ def problems(payload, component="sensor", kind=None):
     tpl = p.get("value_template")
     if tpl is not None and "value_json" not in tpl and "value" not in tpl:
         out.append("value_template does not read the payload: %r" % tpl)
+    if isinstance(tpl, str):
+        for part in tpl.split("value_json.")[1:]:
+            name = part.split(" ")[0].split("}")[0].split(")")[0].split("|")[0]
+            if name in DICT_METHODS:
+                out.append("value_json.%s renders the dict's method, not the key" % name)
+    if ha_version is not None and component == "sensor":
+        dc, unit = p.get("device_class"), p.get("unit_of_measurement")
+        since = SINCE.get(("device_class", dc)) or SINCE.get(("unit", dc, unit))
+        if since is not None and ha_version < since:
+            out.append("HA %d.%d rejects device_class %s with %s (since %d.%d)"
+                       % (ha_version // 100, ha_version % 100, dc, unit, since // 100,
+                          since % 100))  # fmt: skip
     exp = p.get("expire_after")
     if exp is not None and (type(exp) is not int or exp <= 0):
         out.append("expire_after must be a positive int, got %r" % (exp,))
@@ -259,9 +286,9 @@ def _origin_problems(origin):
     return out
 
 
-def check_discovery(payload, component="sensor", kind=None):
+def check_discovery(payload, component="sensor", kind=None, ha_version=None):
     """Raise AssertionError listing every problem of one discovery config (a dict)."""
-    found = problems(payload, component, kind)
+    found = problems(payload, component, kind, ha_version)
     if found:
         raise AssertionError("invalid %s discovery config:\n  %s" % (component, "\n  ".join(found)))
 

@@ -338,11 +338,37 @@ def test_ha_unknown_units_get_no_device_class():
     assert ha.classes(registers.INFO, 0x03EC, 46) == ("duration", None, "h")
 
 
-def test_ha_legacy_drops_new_device_classes_not_units():
-    assert ha.classes(registers.MEASURE, 0x0059, 38, legacy=True) == (None, "measurement", "K")
-    assert ha.classes(registers.MEASURE, 0x004A, 41, legacy=True) == (None, "measurement", "L/h")
-    assert ha.classes(registers.MEASURE, 0x004A, 42, legacy=True)[0] == "volume_flow_rate"
-    assert ha.classes(registers.TOTAL, 0x003C, 8, legacy=True)[0] == "energy"
+def test_ha_version_drops_each_new_device_class_before_its_release_not_units():
+    # temperature_delta: HA 2025.11 (core PR #147358); L/h flow: HA 2025.5 (core PR #143625)
+    dt = (registers.MEASURE, 0x0059, 38)
+    dt_c = (registers.MEASURE, 0x0059, 37)  # a meter that says °C for the difference
+    lh = (registers.MEASURE, 0x004A, 41)
+    for version, dt_class, lh_class in (
+        (None, "temperature_delta", "volume_flow_rate"),  # a current HA
+        (202611, "temperature_delta", "volume_flow_rate"),
+        (202511, "temperature_delta", "volume_flow_rate"),
+        (202510, None, "volume_flow_rate"),  # 2025.5 .. 2025.10 know L/h, not temperature_delta
+        (202505, None, "volume_flow_rate"),
+        (202504, None, None),
+        (202312, None, None),
+    ):
+        assert ha.classes(*dt, version) == (dt_class, "measurement", "K"), version
+        assert ha.classes(*dt_c, version) == (dt_class, "measurement", "°C"), version
+        assert ha.classes(*lh, version) == (lh_class, "measurement", "L/h"), version
+    assert ha.classes(registers.MEASURE, 0x004A, 42, 202001)[0] == "volume_flow_rate"  # m³/h
+    assert ha.classes(registers.TOTAL, 0x003C, 8, 202001)[0] == "energy"
+    assert ha.classes(registers.MEASURE, 0x0056, 37, 202001)[0] == "temperature"
+
+
+def test_ha_kilovolt_is_a_voltage():
+    assert units.unit_name(35) == "kV"
+    assert ha.classes(registers.MEASURE, 0x1234, 35) == ("voltage", "measurement", "kV")
+    # every unit HA accepts for a device class gets that class (kV was accepted, never given)
+    for code in range(75):
+        u = ha.unit(code)
+        for dc, accepted in ha._ALLOWED_UNITS.items():
+            if u in accepted and dc not in (ha.TEMPERATURE_DELTA,):
+                assert ha.classes(registers.INFO, 0x1234, code)[0] is not None, (code, u)
 
 
 def test_ha_precision():
@@ -352,15 +378,18 @@ def test_ha_precision():
 def test_ha_never_pairs_a_device_class_with_a_unit_ha_rejects():
     # Exhaustive: every register of the table (and unknown ones) x every unit code x kind.
     rids = [e[0] for e in registers.TABLE] + [0x1234]
-    for rid, code, kind, legacy in itertools.product(
-        rids, range(-1, 80), (registers.TOTAL, registers.MEASURE, registers.INFO), (False, True)
+    for rid, code, kind, version in itertools.product(
+        rids,
+        range(-1, 80),
+        (registers.TOTAL, registers.MEASURE, registers.INFO),
+        (None, 202504, 202505, 202511),
     ):
-        dc, sc, unit = ha.classes(kind, rid, code, legacy)
+        dc, sc, unit = ha.classes(kind, rid, code, version)
         cfg = {"name": "x", "unique_id": "u", "state_topic": "t", "device": {"identifiers": ["d"]}}
         for k, v in (("device_class", dc), ("state_class", sc), ("unit_of_measurement", unit)):
             if v is not None:
                 cfg[k] = v
-        ha_rules.check_discovery(cfg, "sensor", KIND_NAMES[kind])
+        ha_rules.check_discovery(cfg, "sensor", KIND_NAMES[kind], version)
 
 
 # -- discovery ---------------------------------------------------------------------------------
@@ -386,7 +415,7 @@ def test_discovery_for_all_esphome_sensors_is_valid(choice):
         assert cfg["unit_of_measurement"] == unit
         assert cfg["suggested_display_precision"] == (-exponent if exponent < 0 else 0)
         assert cfg["name"] == label
-        assert cfg["value_template"] == "{{ value_json.%s }}" % key
+        assert cfg["value_template"] == "{{ value_json['%s'] }}" % key
 
 
 def test_discovery_config_fields():
@@ -399,7 +428,7 @@ def test_discovery_config_fields():
         "unique_id": "kamstrup_67051653_heat_energy",
         "default_entity_id": "sensor.kamstrup_67051653_heat_energy",
         "state_topic": "kmp2mqtt/kamstrup_67051653/state",
-        "value_template": "{{ value_json.heat_energy }}",
+        "value_template": "{{ value_json['heat_energy'] }}",
         "availability_topic": "kmp2mqtt/kamstrup_67051653/status",
         "expire_after": 180,
         "device": {
@@ -459,26 +488,65 @@ def test_discovery_unknown_unit_and_custom_ids():
     ]
     msgs = discovery(sensors, diagnostics=False, node_id="Kamstrup-403")
     (t1, e8), (t2, info), (t3, custom) = msgs
-    assert t1 == "homeassistant/sensor/kamstrup_403_e8/config"
-    assert e8["unique_id"] == "Kamstrup-403_e8"  # unique_id verbatim, slugs only where needed
-    assert e8["default_entity_id"] == "sensor.kamstrup_403_e8"
+    assert t1 == "homeassistant/sensor/Kamstrup-403_e8/config"  # the unique_id, unchanged
+    assert e8["unique_id"] == "Kamstrup-403_e8"
+    assert e8["default_entity_id"] == "sensor.kamstrup_403_e8"  # entity ids are lower case
     assert "device_class" not in e8 and e8["unit_of_measurement"] == "m³×°C"
     assert e8["state_class"] == "total_increasing"
-    assert info["value_template"] == '{{ value_json["info-code"] }}'
+    assert info["value_template"] == "{{ value_json['info-code'] }}"
     assert "state_class" not in info and "unit_of_measurement" not in info
-    assert t3 == "homeassistant/sensor/kamstrup_403_reg_0x1234/config"
-    assert custom["value_template"] == '{{ value_json["Reg 0x1234"] }}'
+    assert t3 == "homeassistant/sensor/Kamstrup-403_Reg_0x1234/config"  # (not config's charset)
+    assert custom["value_template"] == "{{ value_json['Reg 0x1234'] }}"
     assert custom["state_class"] == "measurement" and "unit_of_measurement" not in custom
     for topic, cfg in msgs:
         ha_rules.check_discovery(cfg, ha_rules.component_of(topic))
 
 
-def test_discovery_legacy_ha():
-    msgs = discovery([sensor("temp_diff", 38), sensor("flow", 41)], legacy=True, diagnostics=False)
+def test_discovery_for_an_older_home_assistant():
+    pair = [sensor("temp_diff", 38), sensor("flow", 41)]
+    msgs = discovery(pair, ha_version=202504, diagnostics=False)
     for _, cfg in msgs:
         assert "device_class" not in cfg
         assert cfg["state_class"] == "measurement"
     assert [cfg["unit_of_measurement"] for _, cfg in msgs] == ["K", "L/h"]
+    for version in (202504, 202505, 202510, 202511, None):
+        for topic, cfg in discovery(esphome_sensors(), ha_version=version):
+            ha_rules.check_discovery(cfg, ha_rules.component_of(topic), None, version)
+    between = discovery(pair, ha_version=202508, diagnostics=False)
+    assert [cfg.get("device_class") for _, cfg in between] == [None, "volume_flow_rate"]
+    current = discovery(pair, diagnostics=False)
+    assert [cfg.get("device_class") for _, cfg in current] == ["temperature_delta",
+                                                               "volume_flow_rate"]  # fmt: skip
+
+
+def test_node_ids_differing_in_case_or_dash_get_their_own_topics():
+    # DISCOVERY.md 2.1: object_id charset [a-zA-Z0-9_-]; the topic is the unique_id itself
+    seen = {}
+    for node_id in ("Meter-1", "meter_1", "METER_1", "meter-1"):
+        for topic, cfg in discovery([sensor("heat_energy", 8)], node_id=node_id):
+            assert topic == "homeassistant/%s/%s/config" % (topic.split("/")[1], cfg["unique_id"])
+            assert ha_rules.component_of(topic)
+            assert topic not in seen, (topic, node_id, seen.get(topic))
+            seen[topic] = node_id
+    assert len(seen) == 4 * 7
+    assert disco.discovery_topic(PREFIX, "sensor", "Meter-1", "flow") == (
+        "homeassistant/sensor/Meter-1_flow/config"
+    )
+
+
+def test_topics_of_every_entity_and_where_earlier_firmware_put_them():
+    ids = ["heat_energy", "flow"]
+    assert list(disco.topics(PREFIX, "Meter-1", ids, False)) == [
+        "homeassistant/sensor/Meter-1_heat_energy/config",
+        "homeassistant/sensor/Meter-1_flow/config",
+    ]
+    every = list(disco.topics(PREFIX, NODE, ids))
+    assert every == [t for t, _ in discovery([sensor(k, 8 if k == "heat_energy" else 41)
+                                              for k in ids])]  # fmt: skip
+    old = list(disco.topics(PREFIX, "Meter-1", ids, True, True))
+    assert old[0] == "homeassistant/sensor/meter_1_heat_energy/config"
+    assert old[-1] == "homeassistant/binary_sensor/meter_1_meter_problem/config"
+    assert len(old) == 2 + len(disco.DIAGNOSTICS)
 
 
 def test_discovery_diagnostic_entities():
@@ -534,11 +602,32 @@ def test_diagnostic_templates_render_like_home_assistant():
     assert render(tpl["rssi"], dict(DIAG, rssi=None)) == "None"
     # The sensors' templates: null -> "None" (unknown), numbers as HA parses them.
     state = json.loads(payloads.state_payload({"heat_energy": "12.345", "power": None}))
-    assert env.from_string("{{ value_json.heat_energy }}").render(value_json=state) == "12.345"
-    assert env.from_string("{{ value_json.power }}").render(value_json=state) == "None"
+    pair = [sensor("heat_energy", 8), sensor("power", 22)]
+    tpl = {c["name"]: c["value_template"] for _, c in discovery(pair, diagnostics=False)}
+    assert env.from_string(tpl["Heat energy"]).render(value_json=state) == "12.345"
+    assert env.from_string(tpl["Power"]).render(value_json=state) == "None"
     assert (
         env.from_string('{{ value_json["info-code"] }}').render(value_json={"info-code": 0}) == "0"
     )
+
+
+# ids a config may give a custom register that are also names of dict methods
+DICT_METHOD_IDS = ("values", "items", "keys", "get", "update", "copy", "pop", "clear", "setdefault")
+
+
+def test_sensor_templates_render_the_key_even_for_dict_method_names():
+    # HA renders value_template in a sandboxed Jinja2 environment with value_json = the parsed
+    # state; value_json.values would be the dict's method, not the reading.
+    sandbox = pytest.importorskip("jinja2.sandbox", reason="jinja2 not installed")
+    env = sandbox.ImmutableSandboxedEnvironment()
+    ids = DICT_METHOD_IDS + ("heat_energy", "e8", "info-code", "Reg 0x1234", "it's")
+    sensors = [(sid, sid, 0x1234, registers.MEASURE, 22, 0) for sid in ids]
+    values = {sid: str(i + 1) for i, sid in enumerate(ids)}
+    state = json.loads(payloads.state_payload(values))
+    for _, cfg in discovery(sensors, diagnostics=False):
+        sid = cfg["name"]
+        assert "value_json." not in cfg["value_template"], cfg["value_template"]
+        assert env.from_string(cfg["value_template"]).render(value_json=state) == values[sid], sid
 
 
 def test_discovery_removals():
@@ -623,6 +712,27 @@ def _cfg(**kw):
 def test_ha_rules_rejects(kw, kind, reason):
     with pytest.raises(AssertionError, match=reason.replace("(", r"\(")):
         ha_rules.check_discovery(_cfg(**kw), "sensor", kind)
+
+
+def test_ha_rules_know_older_versions_and_jinja_attribute_lookup():
+    dt = _cfg(device_class="temperature_delta", unit_of_measurement="K", state_class="measurement")
+    lh = _cfg(device_class="volume_flow_rate", unit_of_measurement="L/h",
+              state_class="measurement")  # fmt: skip
+    m3h = dict(lh, unit_of_measurement="m³/h")
+    for version in (None, 202511):
+        for cfg in (dt, lh, m3h):
+            ha_rules.check_discovery(cfg, "sensor", "measure", version)
+    with pytest.raises(AssertionError, match="HA 2025.10 rejects device_class temperature_delta"):
+        ha_rules.check_discovery(dt, "sensor", "measure", 202510)
+    ha_rules.check_discovery(lh, "sensor", "measure", 202505)
+    with pytest.raises(AssertionError, match="HA 2025.4 rejects device_class volume_flow_rate"):
+        ha_rules.check_discovery(lh, "sensor", "measure", 202504)
+    ha_rules.check_discovery(m3h, "sensor", "measure", 202001)
+    for name in ("values", "items", "get"):
+        with pytest.raises(AssertionError, match="value_json.%s renders the dict's method" % name):
+            ha_rules.check_discovery(_cfg(value_template="{{ value_json.%s }}" % name))
+    ha_rules.check_discovery(_cfg(value_template="{{ value_json['values'] }}"))
+    ha_rules.check_discovery(_cfg(value_template="{{ value_json.value }}"))
 
 
 def test_ha_rules_accepts_and_expands_abbreviations():

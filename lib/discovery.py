@@ -1,7 +1,8 @@
 # Home Assistant discovery and the units topic: sent when a node first learns its meter's units
-# and again when they change, so this module (and ha.py) is imported only then and can be
-# dropped afterwards: its code and tables need not stay in the ESP32's RAM. Payloads follow
-# DISCOVERY.md; docs/mqtt.md is the contract.
+# and again when what they say changes (units, interval, configuration) or Home Assistant comes
+# back online, so this module (and ha.py) is imported only then and dropped afterwards: its
+# code and tables need not stay in the ESP32's RAM. Payloads follow DISCOVERY.md;
+# docs/mqtt.md is the contract.
 #
 # Sensor descriptors are tuples (id, name, rid, kind, unit_code, exponent), as in payloads.py.
 
@@ -61,10 +62,22 @@ DIAGNOSTICS = (
 
 
 def _slug(text):
-    # Discovery topic segments and entity ids allow [a-zA-Z0-9_-] and [a-z0-9_] respectively.
+    # Entity ids allow [a-z0-9_] only: default_entity_id is the unique_id in lower case.
     out = []
     for ch in text.lower():
         out.append(ch if ("a" <= ch <= "z" or "0" <= ch <= "9" or ch == "_") else "_")
+    return "".join(out)
+
+
+def _topic_id(uid):
+    # The unique_id as the topic's object_id, unchanged: config allows [a-zA-Z0-9_-] in node
+    # ids and [a-z0-9_] in sensor ids, HA's object_id charset, so distinct unique_ids get
+    # distinct topics (lower-casing put Meter-1 and meter_1 on one topic). Anything else,
+    # possible only through this API, becomes "_".
+    out = []
+    for ch in uid:
+        ok = "a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch == "_" or ch == "-"
+        out.append(ch if ok else "_")
     return "".join(out)
 
 
@@ -76,17 +89,16 @@ def unique_id(node_id, sid):
 def discovery_topic(prefix, component, node_id, sid):
     """'<prefix>/<component>/<unique_id>/config': object_id = unique_id, no node_id segment
     (HA's best practice, DISCOVERY.md 2.1)."""
-    return "%s/%s/%s/config" % (prefix, component, _slug(unique_id(node_id, sid)))
+    return "%s/%s/%s/config" % (prefix, component, _topic_id(unique_id(node_id, sid)))
 
 
 def _value_template(sid):
-    ok = sid and not ("0" <= sid[0] <= "9")
+    # Always the bracket form: value_json.values, .items, .keys, .get ... would render the
+    # dict's method, not the key (HA renders with Jinja2, where attribute lookup comes first).
     for ch in sid:
-        if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch == "_"):
-            ok = False
-    if ok:
-        return "{{ value_json.%s }}" % sid
-    return "{{ value_json[%s] }}" % json.dumps(sid)
+        if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch in "_- "):
+            return "{{ value_json[%s] }}" % json.dumps(sid)  # escaped, a Jinja2 string too
+    return "{{ value_json['%s'] }}" % sid
 
 
 def _device(node_id, device):
@@ -134,7 +146,7 @@ def discovery_messages(
     firmware,
     origin_url=None,
     diagnostics=True,
-    legacy=False,
+    ha_version=None,
     diag_every=1,
 ):
     """Yield (topic, retained config JSON) per entity: one sensor per descriptor whose unit is
@@ -143,9 +155,10 @@ def discovery_messages(
 
     device: {"model": meter model (from GetType), "serial": serial number, "sw_version": the
     meter's software revision, "name": optional device name}; firmware: our version (origin);
-    update_interval: seconds between reads, expire_after = 3x; legacy: HA before 2025.11
-    (ha.classes); diag_every: the node publishes diag every that many cycles (and on changes),
-    so the diagnostics expire after 3x that. A generator: one payload string exists at a time."""
+    update_interval: seconds between reads, expire_after = 3x; ha_version: the Home Assistant
+    version as YYYYMM, None for a current one (ha.classes); diag_every: the node publishes diag
+    every that many cycles (and on changes), so the diagnostics expire after 3x that. A
+    generator: one payload string exists at a time."""
     common = {"availability_topic": topic(base_topic, node_id, STATUS)}
     if update_interval:
         # Staleness, not LWT, tells HA a reading is old: a missed cycle or two is tolerated.
@@ -157,7 +170,7 @@ def discovery_messages(
         if code is None:
             continue
         cfg = _entity("sensor", node_id, sid, name, state_topic, _value_template(sid), common)
-        dc, sc, u = ha.classes(kind, rid, code, legacy)
+        dc, sc, u = ha.classes(kind, rid, code, ha_version)
         if dc is not None:
             cfg["device_class"] = dc
         if sc is not None:
@@ -185,12 +198,26 @@ def discovery_messages(
         yield discovery_topic(prefix, component, node_id, sid), dumps(cfg, True)
 
 
-def discovery_removals(prefix, node_id, sensor_ids, diagnostics=False):
-    """Yield (topic, '') that delete entities from HA: publish each retained (an empty retained
-    payload also clears the broker's copy). For sensors dropped from the config, or everything
-    (diagnostics=True too) when discovery is switched off."""
+def topics(prefix, node_id, sensor_ids, diagnostics=True, old_form=False):
+    """Yield the config topic of every entity a node with these sensors has (announced or
+    not: a sensor whose unit is not known yet still has its topic). old_form: where earlier
+    firmware put them (the unique_id lower-cased, '-' as '_'), to remove those once."""
     for sid in sensor_ids:
-        yield discovery_topic(prefix, "sensor", node_id, sid), ""
+        yield _topic(prefix, "sensor", node_id, sid, old_form)
     if diagnostics:
         for entry in DIAGNOSTICS:
-            yield discovery_topic(prefix, entry[1], node_id, entry[0]), ""
+            yield _topic(prefix, entry[1], node_id, entry[0], old_form)
+
+
+def _topic(prefix, component, node_id, sid, old_form):
+    if not old_form:
+        return discovery_topic(prefix, component, node_id, sid)
+    return "%s/%s/%s/config" % (prefix, component, _slug(unique_id(node_id, sid)))
+
+
+def discovery_removals(prefix, node_id, sensor_ids, diagnostics=False):
+    """Yield (topic, '') that delete entities from HA: publish each retained (an empty retained
+    payload also clears the broker's copy). The node removes by the topics it remembers
+    (firmware/announce.py); this is for a known set of sensor ids."""
+    for t in topics(prefix, node_id, sensor_ids, diagnostics):
+        yield t, ""

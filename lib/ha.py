@@ -19,6 +19,9 @@ except ImportError:  # CPython
 
 
 _RID_TEMP_DIFF = const(0x0059)  # T1-T2: a temperature difference even when the meter says °C
+# Home Assistant versions as YYYYMM (config mqtt.ha_version): the first that accept a class.
+HA_L_PER_H = const(202505)  # volume_flow_rate in L/h (core PR #143625)
+HA_TEMPERATURE_DELTA = const(202511)  # device_class temperature_delta (core PR #147358)
 
 ENERGY = "energy"
 POWER = "power"
@@ -69,6 +72,7 @@ _UNITS = {
     "ms": ("ms", DURATION),
     "days": ("d", DURATION),
     "V": ("V", VOLTAGE),
+    "kV": ("kV", VOLTAGE),
     "A": ("A", CURRENT),
     "Hz": ("Hz", FREQUENCY),
 }
@@ -125,13 +129,14 @@ def unit(unit_code):
     return name
 
 
-def classes(kind, rid, unit_code, legacy=False):
+def classes(kind, rid, unit_code, ha_version=None):
     """(device_class, state_class, unit) for a register of this kind (kmp.registers TOTAL,
     MEASURE, INFO) that reported unit_code; any of them may be None.
 
-    TOTAL -> total_increasing, MEASURE -> measurement, INFO -> no state class. legacy=True is
-    for HA before 2025.11: no temperature_delta and no L/h device class (HA would reject the
-    whole entity), the unit stays."""
+    TOTAL -> total_increasing, MEASURE -> measurement, INFO -> no state class. ha_version: the
+    Home Assistant version as YYYYMM (202504 for 2025.4), None for a current one. An older HA
+    rejects the whole entity for a device class it does not know yet, so that class is dropped
+    (the unit stays): temperature_delta before 2025.11, volume_flow_rate in L/h before 2025.5."""
     u = unit(unit_code)
     dc = None
     if u is not None:
@@ -144,8 +149,11 @@ def classes(kind, rid, unit_code, legacy=False):
         sc = MEASUREMENT
     else:
         sc = None
-    if legacy and (dc == TEMPERATURE_DELTA or u == "L/h"):
-        dc = None
+    if ha_version is not None:
+        if dc == TEMPERATURE_DELTA and ha_version < HA_TEMPERATURE_DELTA:
+            dc = None
+        elif dc == VOLUME_FLOW_RATE and u == "L/h" and ha_version < HA_L_PER_H:
+            dc = None
     if dc is not None and not _valid(dc, sc, u):
         dc = None
     return dc, sc, u

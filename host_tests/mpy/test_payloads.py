@@ -54,10 +54,10 @@ DEVICE_JSON = {
 }
 
 
-def _discovery(sensors, diagnostics=True, legacy=False):
+def _discovery(sensors, diagnostics=True, ha_version=None, node_id=NODE):
     out = []
     for topic, raw in discovery.discovery_messages(
-        NODE, BASE, PREFIX, DEVICE, sensors, 60, "0.1.0", None, diagnostics, legacy
+        node_id, BASE, PREFIX, DEVICE, sensors, 60, "0.1.0", None, diagnostics, ha_version
     ):
         out.append((topic, raw, json.loads(raw)))
     return out
@@ -141,7 +141,11 @@ def test_ha_classes():
     assert ha.unit(10) == "kcal" and ha.unit(42) == "m³/h" and ha.unit(39) == "L"
     assert ha.unit(47) is None and ha.unit(200) is None and ha.unit(None) is None
     assert ha.classes(registers.MEASURE, 0x1234, 8) == (None, "measurement", "GJ")
-    assert ha.classes(registers.MEASURE, 0x59, 38, True) == (None, "measurement", "K")
+    assert ha.classes(registers.MEASURE, 0x59, 38, 202510) == (None, "measurement", "K")
+    assert ha.classes(registers.MEASURE, 0x59, 38, 202511)[0] == "temperature_delta"
+    assert ha.classes(registers.MEASURE, 0x4A, 41, 202504) == (None, "measurement", "L/h")
+    assert ha.classes(registers.MEASURE, 0x4A, 41, 202505)[0] == "volume_flow_rate"
+    assert ha.classes(registers.MEASURE, 0x1234, 35) == ("voltage", "measurement", "kV")
 
 
 def test_discovery_heat_energy_config():
@@ -152,7 +156,7 @@ def test_discovery_heat_energy_config():
         "unique_id": "kamstrup_67051653_heat_energy",
         "default_entity_id": "sensor.kamstrup_67051653_heat_energy",
         "state_topic": "kmp2mqtt/kamstrup_67051653/state",
-        "value_template": "{{ value_json.heat_energy }}",
+        "value_template": "{{ value_json['heat_energy'] }}",
         "availability_topic": "kmp2mqtt/kamstrup_67051653/status",
         "expire_after": 180,
         "device": DEVICE_JSON,
@@ -184,9 +188,11 @@ def test_discovery_all_sensors_and_diagnostics():
     assert msgs[-1][2]["device_class"] == "problem"
 
 
-def test_discovery_legacy_and_removals():
-    for _, _, cfg in _discovery(SENSORS[4:6], False, True):
+def test_discovery_for_an_older_home_assistant_and_removals():
+    for _, _, cfg in _discovery(SENSORS[4:6], False, 202504):
         assert "device_class" not in cfg
+    classes = [cfg.get("device_class") for _, _, cfg in _discovery(SENSORS[4:6], False, 202505)]
+    assert classes == [None, "volume_flow_rate"]
     removed = list(discovery.discovery_removals(PREFIX, NODE, ["volume"], True))
     assert removed[0] == ("homeassistant/sensor/kamstrup_67051653_volume/config", "")
     assert removed[-1] == (
@@ -194,6 +200,23 @@ def test_discovery_legacy_and_removals():
         "",
     )
     assert len(removed) == 1 + len(discovery.DIAGNOSTICS)
+
+
+def test_topic_is_the_unique_id_and_templates_use_brackets():
+    seen = set()
+    for node_id in ("Meter-1", "meter_1", "METER_1"):
+        for topic, _, cfg in _discovery(SENSORS[:1], False, None, node_id):
+            assert topic == "homeassistant/sensor/%s/config" % cfg["unique_id"]
+            assert cfg["default_entity_id"] == "sensor." + cfg["unique_id"].lower().replace(
+                "-", "_"
+            )
+            seen.add(topic)
+    assert len(seen) == 3
+    sensors = [(sid, sid, 0x1234, registers.MEASURE, 22, 0) for sid in ("values", "items", "get")]
+    for _, _, cfg in _discovery(sensors, False):
+        assert cfg["value_template"] == "{{ value_json['%s'] }}" % cfg["name"]
+    old = list(discovery.topics(PREFIX, "Meter-1", ["flow"], False, True))
+    assert old == ["homeassistant/sensor/meter_1_flow/config"]
 
 
 def test_allocation_is_modest():
