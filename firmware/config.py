@@ -28,6 +28,7 @@ DEFAULTS = {
         "base_topic": "kmp2mqtt",
         "discovery": True,
         "discovery_prefix": "homeassistant",
+        "ha_version": None,  # "YYYY.M" of an older Home Assistant; null: a current one
     },
     "meter": {
         "uart": 1,
@@ -71,7 +72,13 @@ SENSOR_NAMES = {
     "volume": "Heat Volume",
 }
 
-RESERVED_IDS = ("time",)  # keys of the state JSON besides the sensor ids
+# Ids a sensor must not have. Keys of the state and history JSON besides the sensor ids
+# (lib/payloads.py), and the node's diagnostic entities, whose unique_id and discovery topic a
+# sensor of that id would take over (lib/discovery.py DIAGNOSTICS). Listed here, not imported:
+# the validator stays one module and the config cache's key covers it; a test keeps both in step.
+PAYLOAD_KEYS = ("time", "seq", "clock", "uptime_s")
+DIAGNOSTIC_IDS = ("rssi", "uptime", "free_heap", "link_errors", "last_error", "meter_problem")
+RESERVED_IDS = PAYLOAD_KEYS + DIAGNOSTIC_IDS
 
 TLS_PORT = 8883
 ID_MAX = 64
@@ -316,6 +323,26 @@ def _topic(v, path, c):
     return None
 
 
+_HA_VERSION_HINT = 'expected the Home Assistant version as "YYYY.M" (e.g. "2025.4"), or null'
+
+
+def _ha_version(v, path, c):
+    """null, or "YYYY.M" / "YYYY.M.P" -> YYYYMM (202504), what lib/ha.py compares."""
+    if v is None:
+        return None
+    parts = v.split(".") if isinstance(v, str) else ()
+    ok = len(parts) in (2, 3)
+    for p in parts:
+        ok = ok and 0 < len(p) <= 4 and _only(p, _DIGITS)
+    if ok and 2020 <= int(parts[0]) <= 2099 and 1 <= int(parts[1]) <= 12:
+        return int(parts[0]) * 100 + int(parts[1])
+    hint = ""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        hint = "; write it as a string, in quotes (2025.10 as a number is 2025.1)"
+    c.err(path, "%s for a current one, got %s%s" % (_HA_VERSION_HINT, _got(v), hint))
+    return None
+
+
 _MQTT = (
     ("host", _host),
     ("port", _int_range(1, 65535)),
@@ -326,6 +353,7 @@ _MQTT = (
     ("base_topic", _topic),
     ("discovery", _bool),
     ("discovery_prefix", _topic),
+    ("ha_version", _ha_version),
 )
 
 
@@ -551,8 +579,13 @@ def _ipv4(v, path, c):
     return v
 
 
-def _optional_pin(v, path, c):
+def _stay_awake_pin(v, path, c):
     if v is None:
+        return None
+    if isinstance(v, int) and not isinstance(v, bool) and 34 <= v <= 39:
+        # main.py reads it with the internal pull-up, which these pins lack: it would float
+        c.err(path, "GPIO%d is input-only without a pull-up (GPIO34..39); the pin is read with "
+                    "the internal pull-up: use another pin" % v)  # fmt: skip
         return None
     return _gpio(v, path, c, False)
 
@@ -561,7 +594,7 @@ _BATTERY = (
     ("deep_sleep", _bool),
     ("wake_deadline_s", _int_range(5, 120)),
     ("max_backoff_s", _int_range(60, 86400)),
-    ("stay_awake_pin", _optional_pin),
+    ("stay_awake_pin", _stay_awake_pin),
     ("ip", _ipv4),
     ("netmask", _ipv4),
     ("gateway", _ipv4),
@@ -636,9 +669,12 @@ def _finish(cfg, c):
         cid = entry["id"]
         where = "custom[%d]" % i
         made = " (made from the name)" if i in c.made_ids else ""
-        if cid in RESERVED_IDS:
-            c.err(where + ".id", 'id "%s"%s is reserved (the state JSON uses it); set another id'
-                  % (cid, made))  # fmt: skip
+        if cid in PAYLOAD_KEYS:
+            c.err(where + ".id", 'id "%s"%s is reserved (the state and history JSON use it); '
+                  "set another id" % (cid, made))  # fmt: skip
+        elif cid in DIAGNOSTIC_IDS:
+            c.err(where + ".id", 'id "%s"%s is reserved (the node\'s diagnostic entity in Home '
+                  "Assistant); set another id" % (cid, made))  # fmt: skip
         elif cid in seen:
             c.err(where + ".id", 'duplicate id "%s"%s: already used by %s; set another id'
                   % (cid, made, seen[cid]))  # fmt: skip

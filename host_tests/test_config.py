@@ -111,6 +111,7 @@ def test_minimal_config_is_filled_with_every_default():
             "base_topic": "kmp2mqtt",
             "discovery": True,
             "discovery_prefix": "homeassistant",
+            "ha_version": None,
         },
         "meter": {
             "uart": 1,
@@ -238,6 +239,9 @@ def test_targets():
         ("mqtt.user", "ha", "ha"),
         ("meter.uart", 2, 2),
         ("meter.rx_pin", 36, 36),
+        ("meter.rx_pin", 39, 39),  # input-only is fine for RX: the IR head drives it
+        ("battery.stay_awake_pin", 33, 33),
+        ("battery.stay_awake_pin", 0, 0),
         ("meter.tx_pin", 33, 33),
         ("meter.address", 127, 127),
         ("meter.address", 0, 0),
@@ -264,6 +268,10 @@ def test_good_values(path, value, expected):
 
 SENSORS = "heat_energy, power, temp1, temp2, temp_diff, flow, volume"
 DURATION = 'expected seconds (a number) or a duration like "60s", "15min", "1h", "2h30min"'
+
+HA_VERSION = (
+    'expected the Home Assistant version as "YYYY.M" (e.g. "2025.4"), or null for a current one'
+)
 
 BAD = [
     # root keys
@@ -366,7 +374,7 @@ BAD = [
         "x",
         "mqtt.hots",
         "unknown key; expected one of host, port, user, password, "
-        "tls, ca_file, base_topic, discovery, discovery_prefix",
+        "tls, ca_file, base_topic, discovery, discovery_prefix, ha_version",
     ),
     # meter
     ("meter", 1, "meter", "expected an object {...}, got a number"),
@@ -572,13 +580,14 @@ BAD = [
         "custom",
         [{"name": "Time", "command": 97}],
         "custom[0].id",
-        'id "time" (made from the name) is reserved (the state JSON uses it); set another id',
+        'id "time" (made from the name) is reserved (the state and history JSON use it); '
+        "set another id",
     ),
     (
         "custom",
         [{"name": "T", "command": 97, "id": "time"}],
         "custom[0].id",
-        'id "time" is reserved (the state JSON uses it); set another id',
+        'id "time" is reserved (the state and history JSON use it); set another id',
     ),
     (
         "custom",
@@ -592,6 +601,28 @@ BAD = [
     ("battery.max_backoff_s", 10, "battery.max_backoff_s", "expected an integer 60..86400, got 10"),
     ("battery.stay_awake_pin", 7, "battery.stay_awake_pin",
      "GPIO7 is wired to the SPI flash (GPIO6..11); use another pin"),
+    ("battery.stay_awake_pin", 34, "battery.stay_awake_pin",
+     "GPIO34 is input-only without a pull-up (GPIO34..39); the pin is read with the internal "
+     "pull-up: use another pin"),
+    ("battery.stay_awake_pin", 39, "battery.stay_awake_pin",
+     "GPIO39 is input-only without a pull-up (GPIO34..39); the pin is read with the internal "
+     "pull-up: use another pin"),
+    ("battery.stay_awake_pin", 40, "battery.stay_awake_pin",
+     "expected an ESP32 GPIO number 0..39, got 40"),
+    # Home Assistant version (older HA: fewer device classes)
+    ("mqtt.ha_version", "2025", "mqtt.ha_version", HA_VERSION + ', got "2025"'),
+    ("mqtt.ha_version", "2025.13", "mqtt.ha_version", HA_VERSION + ', got "2025.13"'),
+    ("mqtt.ha_version", "2025.0", "mqtt.ha_version", HA_VERSION + ', got "2025.0"'),
+    ("mqtt.ha_version", "25.4", "mqtt.ha_version", HA_VERSION + ', got "25.4"'),
+    ("mqtt.ha_version", "2025.4b1", "mqtt.ha_version", HA_VERSION + ', got "2025.4b1"'),
+    ("mqtt.ha_version", "2025.4.1.2", "mqtt.ha_version", HA_VERSION + ', got "2025.4.1.2"'),
+    ("mqtt.ha_version", " 2025.4", "mqtt.ha_version", HA_VERSION + ', got " 2025.4"'),
+    ("mqtt.ha_version", "", "mqtt.ha_version", HA_VERSION + ', got ""'),
+    ("mqtt.ha_version", True, "mqtt.ha_version", HA_VERSION + ", got true"),
+    ("mqtt.ha_version", 2025.4, "mqtt.ha_version", HA_VERSION + ", got 2025.4; write it as a "
+     "string, in quotes (2025.10 as a number is 2025.1)"),
+    ("mqtt.ha_version", 2025, "mqtt.ha_version", HA_VERSION + ", got 2025; write it as a "
+     "string, in quotes (2025.10 as a number is 2025.1)"),
     ("battery.ip", "10.0.0.256", "battery.ip",
      'expected a dotted IPv4 address like 192.168.1.50, got "10.0.0.256"'),
     ("battery.ip", "10.0.0.5", "battery.netmask",
@@ -602,6 +633,51 @@ BAD = [
     ("buffer.path", "", "buffer.path", "expected a directory name, e.g. buffer"),
     ("battery", [], "battery", "expected an object {...}, got a list"),
 ]  # fmt: skip
+
+
+def test_ha_version_is_kept_as_yyyymm():
+    for text, version in (("2025.4", 202504), ("2025.10", 202510), ("2025.11.3", 202511),
+                          ("2024.12.0", 202412), ("2020.1", 202001), (None, None)):  # fmt: skip
+        assert validate(with_(MIN_ESP32, "mqtt.ha_version", text))["mqtt"]["ha_version"] == version
+    assert validate(MIN_ESP32)["mqtt"]["ha_version"] is None  # default: a current HA
+
+
+RESERVED = {
+    "time": "the state and history JSON use it",
+    "seq": "the state and history JSON use it",
+    "clock": "the state and history JSON use it",
+    "uptime_s": "the state and history JSON use it",
+    "rssi": "the node's diagnostic entity in Home Assistant",
+    "uptime": "the node's diagnostic entity in Home Assistant",
+    "free_heap": "the node's diagnostic entity in Home Assistant",
+    "link_errors": "the node's diagnostic entity in Home Assistant",
+    "last_error": "the node's diagnostic entity in Home Assistant",
+    "meter_problem": "the node's diagnostic entity in Home Assistant",
+}
+
+
+@pytest.mark.parametrize("cid", sorted(RESERVED))
+def test_ids_of_payload_keys_and_diagnostic_entities_are_reserved(cid):
+    raw = dict(MIN_ESP32, custom=[{"name": "X", "command": "0x03EC", "id": cid}])
+    assert one_error(raw) == ("custom[0].id",
+                              'id "%s" is reserved (%s); set another id' % (cid, RESERVED[cid]))  # fmt: skip
+    named = dict(MIN_ESP32, custom=[{"name": cid.replace("_", " ").title(), "command": "0x03EC"}])
+    assert one_error(named) == ("custom[0].id", 'id "%s" (made from the name) is reserved (%s); '
+                                "set another id" % (cid, RESERVED[cid]))  # fmt: skip
+
+
+def test_reserved_ids_cover_every_diagnostic_entity_and_payload_key():
+    # config.py lists them itself (the validator loads nothing else); here they are derived
+    # from the code that uses them.
+    import discovery
+    import payloads
+
+    diag_ids = {entry[0] for entry in discovery.DIAGNOSTICS}
+    history = json.loads(payloads.history_payload({}, None, 7, 60))  # every extra key at once
+    state = json.loads(payloads.state_payload({}, "2026-11-23T12:00:00Z"))
+    assert set(config.DIAGNOSTIC_IDS) == diag_ids
+    assert set(config.PAYLOAD_KEYS) == set(history) | set(state)
+    assert set(config.RESERVED_IDS) == diag_ids | set(history) | set(state)
 
 
 def test_deep_sleep_needs_a_minute_between_reads():
@@ -956,6 +1032,7 @@ PATHS = [
     "mqtt.base_topic",
     "mqtt.discovery",
     "mqtt.discovery_prefix",
+    "mqtt.ha_version",
     "meter",
     "meter.uart",
     "meter.rx_pin",

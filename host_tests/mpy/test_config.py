@@ -71,6 +71,7 @@ def test_minimal_config_gets_every_default():
         "base_topic": "kmp2mqtt",
         "discovery": True,
         "discovery_prefix": "homeassistant",
+        "ha_version": None,
     }
     assert cfg["meter"] == {
         "uart": 1,
@@ -147,6 +148,13 @@ def test_pins_and_uart():
     assert errors(edit("meter", "tx_pin", 13)) == [
         ("meter.tx_pin", "must differ from meter.rx_pin (both GPIO13)")
     ]
+    assert validate(edit("meter", "rx_pin", 36))["meter"]["rx_pin"] == 36  # driven by the head
+    for pin in (34, 35, 36, 39):
+        assert errors(edit("battery", "stay_awake_pin", pin)) == [
+            ("battery.stay_awake_pin", "GPIO%d is input-only without a pull-up (GPIO34..39); "
+             "the pin is read with the internal pull-up: use another pin" % pin)
+        ]  # fmt: skip
+    assert validate(edit("battery", "stay_awake_pin", 33))["battery"]["stay_awake_pin"] == 33
 
 
 def test_durations():
@@ -188,6 +196,8 @@ def test_duplicate_and_reserved_ids():
         {"name": "X", "command": 2, "id": "x"},
         {"name": "Y", "command": 3, "id": "x"},
         {"name": "Time", "command": 4},
+        {"name": "Uptime", "command": "0x03EC"},
+        {"name": "S", "command": 5, "id": "seq"},
     ]
     assert errors(raw) == [
         (
@@ -198,9 +208,28 @@ def test_duplicate_and_reserved_ids():
         ("custom[2].id", 'duplicate id "x": already used by custom[1]; set another id'),
         (
             "custom[3].id",
-            'id "time" (made from the name) is reserved (the state JSON uses it); set another id',
+            'id "time" (made from the name) is reserved (the state and history JSON use it); '
+            "set another id",
+        ),
+        (
+            "custom[4].id",
+            'id "uptime" (made from the name) is reserved (the node\'s diagnostic entity in '
+            "Home Assistant); set another id",
+        ),
+        (
+            "custom[5].id",
+            'id "seq" is reserved (the state and history JSON use it); set another id',
         ),
     ]
+
+
+def test_ha_version():
+    for text, version in (("2025.4", 202504), ("2025.11.2", 202511), (None, None)):
+        assert validate(edit("mqtt", "ha_version", text))["mqtt"]["ha_version"] == version
+    for bad in ("2025", "2025.13", "2025.4b1", "", 2025.4, True):
+        e = errors(edit("mqtt", "ha_version", bad))
+        assert len(e) == 1 and e[0][0] == "mqtt.ha_version", e
+        assert e[0][1].startswith('expected the Home Assistant version as "YYYY.M"'), e
 
 
 def test_secrets_are_not_echoed():
