@@ -1,8 +1,19 @@
 # Home Assistant discovery and the units topic for a node: sent once the meter has told its
-# units, and again only when they change. Loaded for that and dropped again by the node.
+# units, and again when something they say changes (units, interval, configuration) or Home
+# Assistant comes back online. Loaded for that and dropped again by the node.
+#
+# The config topics announced are remembered on flash, in a small file beside the buffer
+# directory that is written only when the set changes (rare: flash wear), so an entity the node
+# no longer has (a sensor dropped from config.json, a renamed node, another discovery prefix,
+# discovery switched off) is removed from Home Assistant with an empty retained config instead
+# of staying behind as a ghost.
+
+import json
 
 import discovery
 from mqttlink import FIRMWARE_VERSION
+
+_SUFFIX = ".discovery"  # beside the buffer directory: /buffer.discovery on the ESP32
 
 
 def descriptors(node):
@@ -26,27 +37,92 @@ def device_info(node):
     }
 
 
+def state_path(node):
+    """The file of announced topics: the buffer directory's path plus '.discovery'; None
+    without a buffer (nothing is remembered, nothing removed)."""
+    path = getattr(node.buffer, "path", None)
+    return path.rstrip("/") + _SUFFIX if path else None
+
+
 def announce(node):
-    """Publish discovery (when enabled) and units, retained; True when all went out."""
+    """Publish discovery (when enabled), an empty retained config for every topic announced
+    before that the node no longer has, and units, all retained; True when all went out."""
     from node import DIAG_EVERY
 
     mq = node.cfg["mqtt"]
+    prefix = mq["discovery_prefix"]
     sensors = descriptors(node)
+    ids = [s[0] for s in sensors]
+    path = state_path(node)
+    known = load(path)
+    recorded = known is not None
+    if path is None:
+        known = []  # nowhere to remember: nothing is removed
+    elif not recorded:
+        # No record (first start of this firmware): earlier firmware put configs under the
+        # unique_id lower-cased; those that are not today's topics go.
+        known = list(discovery.topics(prefix, node.node_id, ids, True, True))
+    keep = []
+    sent = []
     if mq["discovery"]:
         for topic, payload in discovery.discovery_messages(
             node.node_id,
             mq["base_topic"],
-            mq["discovery_prefix"],
+            prefix,
             device_info(node),
             sensors,
             node.interval,
             FIRMWARE_VERSION,
+            ha_version=mq["ha_version"],
             diag_every=DIAG_EVERY,
         ):
             if not node.mqtt.publish(topic, payload, True, 1):
                 return False
+            sent.append(topic)
+        # a sensor not announced yet (its unit unknown) keeps the config announced before
+        keep = list(discovery.topics(prefix, node.node_id, ids))
+    remembered = []
+    for topic in known:
+        if topic in keep:
+            remembered.append(topic)
+        elif not node.mqtt.publish(topic, "", True, 1):
+            return False  # the record stays as it was: removed again next time
+    for topic in sent:
+        if topic not in remembered:
+            remembered.append(topic)
+    if path is not None and (not recorded or sorted(remembered) != sorted(known)):
+        save(path, remembered)
     topic, payload = discovery.units_message(mq["base_topic"], node.node_id, sensors)
     if not node.mqtt.publish(topic, payload, True, 1):
         return False
     node.discovery_sent = True
     return True
+
+
+def load(path):
+    """The remembered topics, or None when there is no record (or an unreadable one)."""
+    if path is None:
+        return None
+    try:
+        with open(path) as f:
+            topics = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return topics if isinstance(topics, list) else None
+
+
+def save(path, topics):
+    """Write then rename, as settings.write: a power cut leaves the old record or the new."""
+    import os
+
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(topics, f)
+        try:
+            os.rename(tmp, path)  # LittleFS and POSIX replace the old file in one step
+        except OSError:
+            os.remove(path)  # FAT does not rename over a file
+            os.rename(tmp, path)
+    except OSError:
+        pass  # flash full or read-only: the removals are published again next time

@@ -73,6 +73,7 @@ class Node:
         self.node_id = cfg["node_id"] or None
         self.units = {}  # id -> (unit_code, exponent) as the meter reports them
         self.discovery_sent = False
+        self.ha_status = None  # Home Assistant's status topic, when its birth is listened for
         self.pending = None  # (values, wall seconds or None, uptime s): read, not yet published
         self.last_state = None  # (values, time ISO or None) of the newest reading
         # commands (cmd topic)
@@ -127,7 +128,14 @@ class Node:
         self.meter_type, self.sw_revision, self.serial = meter_type, sw_revision, serial
         if self.node_id is None:
             self.node_id = "kamstrup_%d" % serial
-        self.mqtt.configure(self.topic("status"), (self.topic("cmd"),))
+        subs = (self.topic("cmd"),)
+        mq = self.cfg["mqtt"]
+        if mq["discovery"] and not self.cfg["battery"]["deep_sleep"]:
+            # HA says "online" here when it (re)starts: a broker that lost the retained
+            # configs gets them again. (A sleeping node cannot listen: its configs are retained.)
+            self.ha_status = mq["discovery_prefix"] + "/status"
+            subs += (self.ha_status,)
+        self.mqtt.configure(self.topic("status"), subs)
         self.mqtt.on_message = self.on_command
         self.log("meter: type 0x%04X sw %s serial %d" % (meter_type, sw_revision, serial))
 
@@ -323,8 +331,13 @@ class Node:
     # -- commands (cmd topic) ------------------------------------------------------------------
 
     def on_command(self, topic, msg):
-        """A JSON command on the cmd topic (firmware/commands.py). Commands are rare: their
-        code leaves RAM again afterwards."""
+        """A JSON command on the cmd topic (firmware/commands.py), or Home Assistant's birth
+        message. Commands are rare: their code leaves RAM again afterwards."""
+        ha = self.ha_status
+        if ha is not None and (topic == ha or topic == ha.encode()):
+            if msg == b"online":
+                self.discovery_sent = False  # announce again with the next cycle
+            return True  # not a command: neither counted nor an error
         before = set(sys.modules)
         import commands
 

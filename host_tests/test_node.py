@@ -408,3 +408,159 @@ def test_loop_after_a_startup_cycle_waits_an_interval():
     t = FakeTicker(h.clock)
     loop.run(h.node, t, loop.Flag(), h.platform, max_cycles=1, read_first=False)
     assert t.armed[0] == 60000 and h.node.cycles == 2
+
+
+# -- Home Assistant discovery kept in step ---------------------------------------------------------
+
+HA = "homeassistant/"
+
+
+def configs_in(h, messages=None):
+    """{topic: parsed config} of the discovery configs among messages (default: all)."""
+    msgs = h.broker.messages if messages is None else messages
+    return {t: json.loads(p) for t, p, _, _ in msgs if t.startswith(HA) and p}
+
+
+def test_interval_command_announces_the_new_expire_after():
+    h = Harness()
+    h.cycle()
+    e1 = "homeassistant/sensor/kamstrup_67051653_heat_energy/config"
+    assert json.loads(h.broker.retained[e1])["expire_after"] == 180
+    assert h.node.on_command(b"x", b'{"interval": 900}')
+    h.cycle(advance_s=900)
+    cfg = json.loads(h.broker.retained[e1])
+    assert cfg["expire_after"] == 2700  # 3 x 15 min: not unavailable 12 of every 15 minutes
+    problem = "homeassistant/binary_sensor/kamstrup_67051653_meter_problem/config"
+    assert json.loads(h.broker.retained[problem])["expire_after"] == 2700 * 5  # diag every 5th
+    n = len(h.broker.messages)
+    assert h.node.on_command(b"x", b'{"interval": "15min", "read_now": true}')  # no change
+    h.cycle(advance_s=900)
+    assert configs_in(h, h.broker.messages[n:]) == {}
+    assert h.node.on_command(b"x", b'{"interval": null}')  # back to update_interval
+    h.cycle()
+    assert json.loads(h.broker.retained[e1])["expire_after"] == 180
+
+
+def test_home_assistant_birth_re_sends_discovery():
+    h = Harness()
+    h.cycle()
+    assert "homeassistant/status" in h.clients[-1].subs
+    h.broker.retained = {t: p for t, p in h.broker.retained.items() if not t.startswith(HA)}
+    h.broker.deliver("homeassistant/status", b"offline")  # HA's last will: nothing to do
+    h.mqtt.poll()
+    n = len(h.broker.messages)
+    h.cycle()
+    assert configs_in(h, h.broker.messages[n:]) == {}
+    h.broker.deliver("homeassistant/status", b"online")  # HA (re)started: its birth message
+    h.mqtt.poll()
+    assert h.node.commands == 0 and h.node.command_errors == 0 and h.node.errors == 0
+    h.cycle()
+    assert len(configs_in(h, h.broker.messages[n:])) == 14
+    assert sum(t.startswith(HA) for t in h.broker.retained) == 14
+    assert h.broker.retained[h.topic("units")]
+    diag = json.loads(h.broker.retained[h.topic("diag")])
+    assert diag["commands"] == 0 and diag["command_errors"] == 0
+
+
+def test_no_birth_subscription_without_discovery():
+    cfg = dict(BASE_CONFIG, mqtt={"host": "127.0.0.1", "discovery": False})
+    h = Harness(cfg)
+    h.cycle()
+    assert h.clients[-1].subs == [h.topic("cmd")]
+    assert not any(t.startswith(HA) for t in h.broker.retained)
+
+
+def reboot(h, tmp_path, **edits):
+    """The same flash and broker, a node started from an edited config.json."""
+    cfg = dict(BASE_CONFIG, **edits)
+    h2 = Harness(cfg, buffer_path=str(tmp_path / "buf"))
+    h2.broker = h.broker
+    h2.mqtt._make_client = h2.make_client
+    return h2
+
+
+def removed(h, since):
+    return sorted(t for t, p, retain, _ in h.broker.messages[since:] if t.startswith(HA)
+                  and p == b"" and retain)  # fmt: skip
+
+
+def test_a_dropped_sensor_is_removed_from_home_assistant(tmp_path):
+    h = Harness(buffer_path=str(tmp_path / "buf"))
+    h.cycle()
+    record = tmp_path / "buf.discovery"
+    assert len(json.loads(record.read_text())) == 14
+    sensors = {k: v for k, v in BASE_CONFIG["sensors"].items() if k != "volume"}
+    h2 = reboot(h, tmp_path, sensors=sensors, custom=[])
+    n = len(h.broker.messages)
+    h2.cycle()
+    assert removed(h2, n) == ["homeassistant/sensor/kamstrup_67051653_e8/config",
+                              "homeassistant/sensor/kamstrup_67051653_volume/config"]  # fmt: skip
+    assert h.broker.retained["homeassistant/sensor/kamstrup_67051653_volume/config"] == b""
+    assert len(json.loads(record.read_text())) == 12
+    # the same config again: nothing removed, the record not rewritten (flash wear)
+    inode = record.stat().st_ino
+    h3 = reboot(h2, tmp_path, sensors=sensors, custom=[])
+    n = len(h.broker.messages)
+    h3.cycle()
+    assert removed(h3, n) == [] and len(configs_in(h3, h3.broker.messages[n:])) == 12
+    assert record.stat().st_ino == inode
+
+
+def test_a_sensor_not_read_yet_keeps_its_entity(tmp_path):
+    h = Harness(buffer_path=str(tmp_path / "buf"))
+    h.cycle()
+    h2 = reboot(h, tmp_path)
+    h2.line.omit = (0x59,)  # temp_diff does not answer after the restart: its unit is unknown
+    n = len(h.broker.messages)
+    h2.cycle()
+    assert removed(h2, n) == []
+    assert "homeassistant/sensor/kamstrup_67051653_temp_diff/config" in json.loads(
+        (tmp_path / "buf.discovery").read_text())  # fmt: skip
+
+
+def test_a_renamed_node_removes_its_old_entities(tmp_path):
+    h = Harness(buffer_path=str(tmp_path / "buf"))
+    h.cycle()
+    old = sorted(t for t in h.broker.retained if t.startswith(HA))
+    h2 = reboot(h, tmp_path, node_id="heat_cellar")
+    n = len(h.broker.messages)
+    h2.cycle()
+    assert removed(h2, n) == old
+    new = configs_in(h2, h2.broker.messages[n:])
+    assert len(new) == 14 and all("/heat_cellar_" in t for t in new)
+    assert sorted(json.loads((tmp_path / "buf.discovery").read_text())) == sorted(new)
+
+
+def test_discovery_switched_off_removes_everything_once(tmp_path):
+    h = Harness(buffer_path=str(tmp_path / "buf"))
+    h.cycle()
+    old = sorted(t for t in h.broker.retained if t.startswith(HA))
+    off = {"host": "127.0.0.1", "discovery": False}
+    h2 = reboot(h, tmp_path, mqtt=off)
+    n = len(h.broker.messages)
+    h2.cycle()
+    assert removed(h2, n) == old and configs_in(h2, h2.broker.messages[n:]) == {}
+    assert all(h.broker.retained[t] == b"" for t in old)
+    assert h.broker.retained[h2.topic("units")]  # units go on without discovery
+    assert json.loads((tmp_path / "buf.discovery").read_text()) == []  # forgotten
+    h3 = reboot(h2, tmp_path, mqtt=off)
+    n = len(h.broker.messages)
+    h3.cycle()
+    assert [m for m in h.broker.messages[n:] if m[0].startswith(HA)] == []
+
+
+def test_configs_under_the_old_lower_case_topics_are_removed_once(tmp_path):
+    # Earlier firmware put "Heat-1"'s configs on homeassistant/sensor/heat_1_.../config; HA
+    # would keep those (same unique_id) and ignore the new topics.
+    old = "homeassistant/sensor/heat_1_heat_energy/config"
+    h = Harness(dict(BASE_CONFIG, node_id="Heat-1"), buffer_path=str(tmp_path / "buf"))
+    h.broker.retained[old] = b'{"unique_id":"Heat-1_heat_energy"}'
+    h.cycle()
+    assert h.broker.retained[old] == b""
+    assert len(removed(h, 0)) == 14  # every old-form topic, none of them today's
+    new = configs_in(h)
+    assert "homeassistant/sensor/Heat-1_heat_energy/config" in new and len(new) == 14
+    h2 = reboot(h, tmp_path, node_id="Heat-1")
+    n = len(h.broker.messages)
+    h2.cycle()
+    assert removed(h2, n) == []  # recorded: once only

@@ -163,4 +163,62 @@ def test_probe_prints_values_and_counters():
     assert "no answer" in lines[-1]
 
 
+def _configs(h, since):
+    out = {}
+    for t, p, _, _ in h.broker.messages[since:]:
+        if t.startswith("homeassistant/"):
+            out[t] = json.loads(p) if p else None
+    return out
+
+
+def test_interval_command_and_home_assistant_birth_announce_again():
+    h = Harness()
+    h.cycle()
+    e1 = "homeassistant/sensor/kamstrup_67051653_heat_energy/config"
+    assert json.loads(h.broker.retained[e1])["expire_after"] == 180
+    assert h.node.on_command(b"t", b'{"interval": 900}')
+    n = len(h.broker.messages)
+    h.cycle(900)
+    assert _configs(h, n)[e1]["expire_after"] == 2700
+    assert "homeassistant/status" in h.clients[-1].subs
+    n = len(h.broker.messages)
+    h.broker.deliver("homeassistant/status", b"online")
+    h.mqtt.poll()
+    assert h.node.commands == 1 and h.node.command_errors == 0
+    h.cycle(900)
+    assert len(_configs(h, n)) == 14
+
+
+def test_removed_sensors_and_renames_leave_no_ghosts():
+    import os
+
+    try:
+        os.mkdir("/tmp")
+    except OSError:
+        pass
+    for name in ("/tmp/ghost_buf.discovery", "/tmp/ghost_buf.discovery.tmp"):
+        try:
+            os.remove(name)
+        except OSError:
+            pass
+    h = Harness(buffer_path="/tmp/ghost_buf")
+    h.cycle()
+    with open("/tmp/ghost_buf.discovery") as f:
+        assert len(json.load(f)) == 14
+    cfg = dict(BASE_CONFIG)
+    cfg["node_id"] = "heat_cellar"
+    cfg["custom"] = []
+    h2 = Harness(cfg, buffer_path="/tmp/ghost_buf")
+    h2.broker = h.broker
+    h2.mqtt._make_client = h2.make_client
+    n = len(h.broker.messages)
+    h2.cycle()
+    sent = _configs(h2, n)
+    gone = [t for t in sent if sent[t] is None]
+    assert len(gone) == 14 and all("kamstrup_67051653_" in t for t in gone), gone
+    assert len([t for t in sent if sent[t] is not None]) == 13
+    with open("/tmp/ghost_buf.discovery") as f:
+        assert sorted(json.load(f)) == sorted(t for t in sent if sent[t] is not None)
+
+
 run(globals(), "node")
