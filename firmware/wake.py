@@ -4,21 +4,38 @@
 # cannot be published stays in the flash buffer and Wi-Fi is retried with backoff.
 # BATTERY.md 4.2-4.6 has the numbers behind this order.
 
+from binascii import crc32
+
 from timefmt import clock_known, seconds_to_next
 
 # Retained commands arrive right after SUBSCRIBE; this is how long a wake listens for them.
 _CMD_LISTEN_MS = 300
 _MIN_SLEEP_MS = 1000
+# After the DISCONNECT: lwIP sends asynchronously, so switching Wi-Fi off at once can lose the
+# DISCONNECT and the last QoS 0 diag, and the broker would then publish the "offline" will
+# between wakes. A short, bounded pause lets them leave.
+_FLUSH_MS = 100
 
 
-def units_hash(units):
-    """A 32-bit fingerprint of the units the meter reported ({id: (code, exponent)}), so a wake
-    re-announces discovery only when they change."""
-    h = 5381
-    for key in sorted(units):
-        code, exponent = units[key]
-        for b in key.encode() + bytes((code & 0xFF, exponent & 0xFF)):
-            h = ((h * 33) ^ b) & 0xFFFFFFFF
+def discovery_hash(node):
+    """A CRC-32 of everything that shapes the discovery and units messages: the units the meter
+    reported, the interval (expire_after), ids and names, node id, topics, discovery on/off,
+    ha_version and our firmware version (origin). A wake re-announces only when it changes;
+    computed from what the node holds, without loading discovery.py."""
+    from mqttlink import FIRMWARE_VERSION
+
+    mq = node.cfg["mqtt"]
+    h = crc32(
+        ("%s|%s|%s|%s|%s|%s|%s|%s|%s|%s"
+         % (FIRMWARE_VERSION, node.node_id, mq["base_topic"], mq["discovery_prefix"],
+            mq["discovery"], mq["ha_version"], node.interval, node.meter_type, node.serial,
+            node.sw_revision)).encode()
+    )  # fmt: skip
+    for sid, rid, name, kind in node.sensors:
+        h = crc32(("|%s|%d|%s|%d" % (sid, rid, name, kind)).encode(), h)
+        unit = node.units.get(sid)
+        if unit is not None:
+            h = crc32(("|%d|%d" % unit).encode(), h)
     return h
 
 
@@ -72,11 +89,12 @@ def run(node, state, hw, log=print):
         node.take_reading()
     except Exception as e:  # MemoryError included: count it, keep going to the sleep
         node._error("wake read: %s: %s" % (type(e).__name__, e))
-    if known_hash is not None and node.units and units_hash(node.units) == known_hash:
+    announced_hash = discovery_hash(node)
+    if known_hash is not None and node.units and announced_hash == known_hash:
         node.discovery_sent = True  # announced on an earlier wake, nothing changed since
 
     # 2. The network, unless backing off after failed wakes.
-    published = False
+    published = announced = False
     elapsed = state.elapsed_s + clock.ticks_diff(clock.ticks_ms(), t0) // 1000
     if elapsed >= state.net_retry_at:
         hw.feed()
@@ -87,11 +105,15 @@ def run(node, state, hw, log=print):
             node.mqtt.timeout_s = max(1, min(10, left_s))
             try:
                 published = node.publish()
+                announced = node.discovery_sent  # before a command in the window changes it
                 if published:
                     _listen_for_commands(node, clock, deadline)
             except Exception as e:
                 node._error("wake publish: %s: %s" % (type(e).__name__, e))
+            session = node.mqtt.connected
             node.mqtt.close()  # clean DISCONNECT: a planned sleep is not a failure
+            if session:
+                clock.sleep_ms(_FLUSH_MS)  # let it (and the last diag) leave before the radio
         else:
             node._error("wifi: not connected within the wake deadline")
         hw.wifi_off()
@@ -104,8 +126,10 @@ def run(node, state, hw, log=print):
         state.wake_failures = 0
         state.backoff_s = 0
         state.net_retry_at = 0
-        state.discovery_published = node.discovery_sent
-        state.units_hash = units_hash(node.units) if node.discovery_sent else 0
+        if node.units:  # (a wake the meter did not answer announces nothing and changes nothing)
+            # the hash of what this wake's discovery said, also when a command came after it
+            state.discovery_published = announced
+            state.units_hash = announced_hash if announced else 0
     elif elapsed >= state.net_retry_at:
         state.wake_failures += 1
         state.backoff_s = min(battery["max_backoff_s"], max(node.interval, state.backoff_s * 2))

@@ -3,8 +3,11 @@
 
 import json
 
+import pytest
+
+import config
 from rtcstate import RtcState
-from sleep_world import World
+from sleep_world import BATTERY_CONFIG, World
 
 
 def test_wakes_read_first_publish_and_sleep_until_the_next_slot(tmp_path):
@@ -155,3 +158,117 @@ def test_cold_start_sets_the_clock_by_ntp_once(tmp_path):
     assert w.hw.clock_syncs == 1
     states = [json.loads(p) for p in w.on("state")]
     assert "time" not in states[0] and states[1]["time"].startswith("2026-11-23T")
+
+
+# -- discovery across deep sleep: announced again when what it says changes ----------------------
+
+E1 = "homeassistant/sensor/kamstrup_67051653_heat_energy/config"
+
+
+def configs_of_last_wake(w, since):
+    return {m[0]: (json.loads(m[1]) if m[1] else None) for m in w.broker.messages[since:]
+            if m[0].startswith("homeassistant/")}  # fmt: skip
+
+
+def test_interval_command_is_announced_on_the_next_wake(tmp_path):
+    w = World(str(tmp_path / "buf"))
+    w.wake()
+    assert json.loads(w.broker.retained[E1])["expire_after"] == 2700
+    w.broker.retained["kmp2mqtt/kamstrup_67051653/cmd"] = b'{"interval": "1h"}'
+    w.wake()  # the command arrives after this wake's publish
+    del w.broker.retained["kmp2mqtt/kamstrup_67051653/cmd"]
+    n = len(w.broker.messages)
+    w.wake()
+    sent = configs_of_last_wake(w, n)
+    assert sent[E1]["expire_after"] == 10800 and len(sent) == 4 + 6
+    n = len(w.broker.messages)
+    w.wake()
+    assert configs_of_last_wake(w, n) == {}  # announced once
+
+
+EDITS = [
+    ("sensors", {"heat_energy": {"name": "District heat"}, "volume": {}, "power": {},
+                 "flow": {}}),
+    ("node_id", "heat_cellar"),
+    ("update_interval", "30min"),
+    ("mqtt", {"host": "192.168.1.2", "ha_version": "2025.4"}),
+    ("mqtt", {"host": "192.168.1.2", "discovery_prefix": "ha"}),
+    ("mqtt", {"host": "192.168.1.2", "base_topic": "heat"}),
+    ("mqtt", {"host": "192.168.1.2", "discovery": False}),
+    ("custom", [{"name": "E8", "command": "0x0061"}]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("key, value", EDITS, ids=[e[0] for e in EDITS])
+def test_a_config_edit_is_announced_on_the_next_wake(tmp_path, key, value):
+    w = World(str(tmp_path / "buf"))
+    w.wake()
+    n = len(w.broker.messages)
+    w.wake()
+    assert configs_of_last_wake(w, n) == {}
+    w.cfg = config.validate(dict(BATTERY_CONFIG, **{key: value}), target="esp32")
+    n = len(w.broker.messages)
+    w.wake()
+    sent = configs_of_last_wake(w, n)
+    assert sent, "config edit %s not announced" % key
+    n = len(w.broker.messages)
+    w.wake()
+    assert configs_of_last_wake(w, n) == {}  # once
+    if key == "mqtt" and value.get("discovery") is False:
+        assert all(v is None for v in sent.values()) and len(sent) == 4 + 6  # removals only
+    if key == "sensors":
+        assert sent[E1]["name"] == "District heat"
+
+
+def test_a_new_firmware_version_is_announced(tmp_path, monkeypatch):
+    import mqttlink
+
+    w = World(str(tmp_path / "buf"))
+    w.wake()
+    monkeypatch.setattr(mqttlink, "FIRMWARE_VERSION", "9.9.9")
+    n = len(w.broker.messages)
+    w.wake()
+    assert configs_of_last_wake(w, n)[E1]["origin"]["sw_version"] == "9.9.9"
+
+
+def test_a_wake_without_an_answer_does_not_force_the_next_announce(tmp_path):
+    w = World(str(tmp_path / "buf"))
+    w.wake()
+    w.line.asleep = True
+    w.wake()  # nothing read: no units this wake
+    w.line.asleep = False
+    n = len(w.broker.messages)
+    w.wake()
+    assert configs_of_last_wake(w, n) == {}
+
+
+def test_a_battery_node_does_not_listen_for_home_assistant(tmp_path):
+    w = World(str(tmp_path / "buf"))
+    clients = []
+    make = w.make_client
+    w.make_client = lambda *a: clients.append(make(*a)) or clients[-1]
+    w.wake()
+    assert clients[-1].subs == ["kmp2mqtt/kamstrup_67051653/cmd"]
+
+
+def test_disconnect_has_time_to_leave_before_wifi_goes_off(tmp_path, monkeypatch):
+    import fake_mqtt
+
+    w = World(str(tmp_path / "buf"))
+    events = []
+    disconnect = fake_mqtt.FakeMqttClient.disconnect
+
+    def record_disconnect(self):
+        events.append(("disconnect", w.clock.now))
+        disconnect(self)
+
+    monkeypatch.setattr(fake_mqtt.FakeMqttClient, "disconnect", record_disconnect)
+    w.hw.wifi_off = lambda: events.append(("wifi_off", w.clock.now))
+    w.wake()
+    (what, t_disc), (what2, t_off) = events
+    assert (what, what2) == ("disconnect", "wifi_off")
+    assert 50 <= t_off - t_disc <= 500  # a short, bounded pause
+    w.hw.wifi = "never"
+    events.clear()
+    w.wake()
+    assert [e[0] for e in events] == ["wifi_off"]  # no session: no pause needed

@@ -58,4 +58,32 @@ def test_stay_awake_command():
     assert ms is None and node.stay_awake
 
 
+def test_config_edits_and_interval_commands_are_announced_once():
+    import config
+    from sleep_world import BATTERY_CONFIG
+
+    w = World(_dir("wake4"))
+    w.wake()
+
+    def sent():
+        n = len(w.broker.messages)
+        w.wake()
+        return [m for m in w.broker.messages[n:] if m[0].startswith("homeassistant/")]
+
+    assert sent() == []
+    raw = dict(BATTERY_CONFIG)
+    raw["sensors"] = {"heat_energy": {"name": "District heat"}, "volume": {}, "power": {},
+                      "flow": {}}  # fmt: skip
+    w.cfg = config.validate(raw, "esp32")
+    e1 = [json.loads(m[1]) for m in sent() if "heat_energy" in m[0]]
+    assert e1[0]["name"] == "District heat"
+    assert sent() == []
+    w.broker.retained["kmp2mqtt/kamstrup_67051653/cmd"] = b'{"interval": "1h"}'
+    w.wake()
+    del w.broker.retained["kmp2mqtt/kamstrup_67051653/cmd"]
+    e1 = [json.loads(m[1]) for m in sent() if "heat_energy" in m[0]]
+    assert e1[0]["expire_after"] == 10800
+    assert sent() == []
+
+
 run(globals(), "wake")
