@@ -1,13 +1,15 @@
 # The ESP32 pieces a running node keeps: board facts for the node, the one-shot timer, the MQTT
-# client factory and the mains loop. Startup (config, RTC state, safe mode, the first cycle,
-# a battery wake) is firmware/board.py, which is dropped from RAM before the loop starts.
-# The hardware objects themselves are made in main.py and handed in.
+# client (umqtt.simple, made safe for UTF-8 text and with bounded waits) and the mains loop.
+# Startup (config, RTC state, safe mode, the first cycle, a battery wake) is firmware/board.py,
+# which is dropped from RAM before the loop starts. The hardware objects themselves are made in
+# main.py and handed in.
 
 import gc
 import sys
 import time
 
 import machine
+from umqtt.simple import MQTTClient  # frozen into the ESP32 v1.29 firmware
 
 
 def log(text):
@@ -63,20 +65,78 @@ class TimerTicker:
         self.timer.deinit()
 
 
+def _b(x):
+    # umqtt sizes every field with len() and then writes it: len(str) counts characters but
+    # write(str) sends UTF-8, so non-ASCII text (a sensor name, "°C") would corrupt the packet.
+    return x.encode() if isinstance(x, str) else x
+
+
+class _Sock:
+    """umqtt's socket, with every wait bounded: umqtt's wait_msg() calls setblocking(True)
+    after its first read, which on the ESP32 means no timeout at all (a dead broker would
+    hang a QoS 1 ack until the watchdog resets the board); here that re-applies the timeout,
+    on the raw socket (an SSL socket hands setblocking() to it and has no settimeout())."""
+
+    def __init__(self, sock, raw, timeout_s):
+        self.read = sock.read
+        self.write = sock.write
+        self.close = sock.close
+        self._sock = sock
+        self._raw = raw
+        self._timeout_s = timeout_s
+
+    def setblocking(self, flag):
+        self._sock.setblocking(flag)
+        if flag:
+            self._raw.settimeout(self._timeout_s)
+
+
+class _Tls:
+    """The `ssl` umqtt is given: umqtt keeps only what wrap_socket returns, so remember the
+    raw socket it wrapped (where the timeout lives)."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.raw = None
+
+    def wrap_socket(self, sock, server_hostname=None):
+        self.raw = sock
+        return self.ctx.wrap_socket(sock, server_hostname=server_hostname)
+
+
+class Client(MQTTClient):
+    """umqtt.simple.MQTTClient as the node needs it: text goes out as UTF-8 bytes, and no
+    socket wait outlasts the connect timeout."""
+
+    def set_last_will(self, topic, msg, retain=False, qos=0):
+        super().set_last_will(_b(topic), _b(msg), retain, qos)
+
+    def connect(self, clean_session=True, timeout=10):
+        present = super().connect(clean_session, timeout)
+        tls = self.ssl
+        self.sock = _Sock(self.sock, tls.raw if tls else self.sock, timeout)
+        return present
+
+    def publish(self, topic, msg, retain=False, qos=0):
+        super().publish(_b(topic), _b(msg), retain, qos)
+
+    def subscribe(self, topic, qos=0):
+        super().subscribe(_b(topic), qos)
+
+
 def make_client(client_id, server, port, user, password, keepalive, tls):
-    from umqtt.simple import MQTTClient  # frozen into the ESP32 v1.29 firmware
-
-    ctx = None
+    ssl = None
     if tls:  # None or {"ca_file": path on the board's filesystem, "" for no certificate check}
-        import ssl
+        import ssl as _ssl
 
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx = _ssl.SSLContext(_ssl.PROTOCOL_TLS_CLIENT)
         if tls["ca_file"]:
             ctx.load_verify_locations(cafile=tls["ca_file"])
-            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.verify_mode = _ssl.CERT_REQUIRED
         else:
-            ctx.verify_mode = ssl.CERT_NONE  # encrypted, broker unverified; password still hidden
-    return MQTTClient(client_id, server, port, user, password, keepalive, ssl=ctx)
+            ctx.verify_mode = _ssl.CERT_NONE  # encrypted, broker unverified; password still hidden
+        ssl = _Tls(ctx)
+    return Client(_b(client_id), server, port, _b(user), _b(password), keepalive, ssl=ssl)
 
 
 def crashed(e):

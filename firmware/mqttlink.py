@@ -4,10 +4,23 @@
 
 import random
 
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):  # type: ignore[misc]
+        return x
+
+
 FIRMWARE_VERSION = "0.1.0"
 
 _BACKOFF_FIRST_S = 2
 _BACKOFF_MAX_S = 300
+# MQTT keepalive, told to the broker in CONNECT: a broker that hears nothing from the node for
+# 1.5 x this (mosquitto) drops it and publishes the last will "offline". umqtt never pings by
+# itself, so poll() sends a PINGREQ after half of it without sending anything.
+KEEPALIVE_S = const(60)
+_PING_AFTER_MS = const(KEEPALIVE_S * 500)
 
 
 class MqttLink:
@@ -30,6 +43,8 @@ class MqttLink:
         self.status_topic = None
         self.subscriptions = ()
         self.timeout_s = 10  # socket deadline for connect and QoS 1 acks (a wake may lower it)
+        self._sent = 0  # clock.ticks_ms() of the last packet sent (keepalive)
+        self.pings = 0
 
     def configure(self, status_topic, subscriptions=()):
         self.status_topic = status_topic
@@ -55,9 +70,10 @@ class MqttLink:
                 mq["port"],
                 mq["user"] or None,
                 mq["password"] or None,
-                60,
+                KEEPALIVE_S,
                 {"ca_file": mq["ca_file"]} if mq["tls"] else None,
             )
+            self.client = client  # a failed attempt closes its socket (drop())
             if self.on_message is not None:
                 client.set_callback(self.on_message)
             client.set_last_will(self.status_topic, b"offline", True, 1)
@@ -68,9 +84,9 @@ class MqttLink:
         except Exception as e:  # OSError, MQTTException: the broker or network said no
             self._failed(e)
             return False
-        self.client = client
         self.connected = True
         self.connects += 1
+        self._sent = self._clock.ticks_ms()
         self._backoff_s = 0
         self._next_try = None
         return True
@@ -96,13 +112,21 @@ class MqttLink:
         except Exception as e:
             self._failed(e)
             return False
+        self._sent = self._clock.ticks_ms()
         return True
 
     def poll(self):
-        """Deliver pending incoming messages (commands) without blocking."""
+        """Keep the session alive (a ping after KEEPALIVE_S / 2 without a send) and deliver
+        pending incoming messages (commands) without blocking. A dead connection shows up
+        here or at the next publish, and the session is dropped for a reconnect."""
         if not self.connected:
             return
         try:
+            now = self._clock.ticks_ms()
+            if self._clock.ticks_diff(now, self._sent) >= _PING_AFTER_MS:
+                self.client.ping()  # its PINGRESP is consumed by check_msg()
+                self._sent = now
+                self.pings += 1
             self.client.check_msg()
         except Exception as e:
             self._failed(e)

@@ -1,5 +1,7 @@
 # A fake MQTT broker + client pair with the umqtt.simple API, for node tests on CPython and
 # MicroPython: publishes are recorded, retained messages kept, and the broker can be taken down.
+# Optionally it enforces the keepalive as mosquitto does: a client it has not heard from for
+# 1.5 x its keepalive is dropped and its last will published (umqtt never pings by itself).
 
 
 class FakeBroker:
@@ -10,14 +12,34 @@ class FakeBroker:
         self.wills = []  # last wills published because a client vanished
         self.clients = []
         self.connects = 0
+        self.dropped = 0  # clients dropped for silence (keepalive)
         self.hang_clock = None  # a FakeClock: connect() then hangs until its timeout
+        # A clock with the ticks API: keepalive enforced (off while None). Checked whenever a
+        # client does anything, and by expire().
+        self.keepalive_clock = None
+        # True: packets reach the broker but nothing is answered (a hung broker, a half-open
+        # connection). Modelled by the socket-level fake (fakes_esp32/umqtt/simple.py).
+        self.silent = False
+        self.protocol_errors = []  # why the socket-level fake dropped a connection
 
     def deliver(self, topic, payload, retain=False):
         """A message from elsewhere (e.g. a retained command)."""
+        self.expire()
         if retain:
             self.retained[topic] = payload
         for c in self.clients:
             c._incoming(topic, payload)
+
+    def expire(self):
+        """Drop every client silent for more than 1.5 x its keepalive (the will goes out)."""
+        clock = self.keepalive_clock
+        if clock is None:
+            return
+        now = clock.ticks_ms()
+        for c in list(self.clients):
+            if c.keepalive and clock.ticks_diff(now, c.heard) > c.keepalive * 1500:
+                self.dropped += 1
+                c.close()
 
     def last(self, topic):
         for t, p, _, _ in reversed(self.messages):
@@ -36,6 +58,9 @@ class FakeMqttClient:
         self.user = user
         self.password = password
         self.ssl = ssl
+        self.keepalive = keepalive
+        self.heard = 0  # broker's ticks_ms when it last received a packet from this client
+        self.pings = 0
         self.will = None
         self.cb = None
         self.subs = []
@@ -58,12 +83,23 @@ class FakeMqttClient:
         self.connected = True
         self.broker.connects += 1
         self.broker.clients.append(self)
+        self._heard()
         return False
 
-    def _check(self):
+    def _check(self, sends=True):
+        """Before each call: the broker may have dropped us. sends: the call writes a packet
+        (check_msg only reads, so it does not count as being heard from)."""
+        self.broker.expire()
         if not self.connected or not self.broker.up:
             self.connected = False
             raise OSError(104, "ECONNRESET")
+        if sends:
+            self._heard()
+
+    def _heard(self):
+        clock = self.broker.keepalive_clock
+        if clock is not None:
+            self.heard = clock.ticks_ms()
 
     def publish(self, topic, msg, retain=False, qos=0):
         self._check()
@@ -84,7 +120,7 @@ class FakeMqttClient:
             self.inbox.append((topic, payload))
 
     def check_msg(self):
-        self._check()
+        self._check(False)
         while self.inbox:
             t, p = self.inbox.pop(0)
             if self.cb:
@@ -92,6 +128,7 @@ class FakeMqttClient:
 
     def ping(self):
         self._check()
+        self.pings += 1
 
     def close(self):
         # The connection vanished without DISCONNECT: the broker publishes the will.
