@@ -219,6 +219,20 @@ def test_topic_is_the_unique_id_and_templates_use_brackets():
     assert old == ["homeassistant/sensor/meter_1_flow/config"]
 
 
+def test_discovery_leaves_the_resident_key_cache_alone():
+    # exactjson stays in RAM with the state and diag; its key cache must not collect the keys
+    # of discovery and units, which go out once in a while (a re-announce would keep them).
+    import exactjson
+
+    exactjson._QUOTED.clear()  # (earlier tests filled it)
+    payloads.diag_payload({"rssi": -60})
+    cached = len(exactjson._QUOTED)
+    for _, raw in discovery.discovery_messages(NODE, BASE, PREFIX, DEVICE, SENSORS, 60, "0.1.0"):
+        assert raw[:2] == '{"' and ", " not in raw and '": ' not in raw  # compact
+    discovery.units_payload(SENSORS)
+    assert len(exactjson._QUOTED) == cached
+
+
 def test_allocation_is_modest():
     # The state payload is built every cycle; discovery once per boot or units change.
     if not hasattr(gc, "mem_alloc"):  # CPython
