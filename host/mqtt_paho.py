@@ -5,7 +5,9 @@ same calls land here. Semantics follow umqtt, not paho:
 
 * nothing runs in the background: network I/O happens only inside a call (paho's ``loop()``
   driven by hand, no thread), so a keepalive ping goes out only while a call runs (paho
-  sends one when the keepalive has elapsed) or on ``ping()``;
+  sends one when the keepalive has elapsed) or on ``ping()``, which sends a PINGREQ at once
+  as umqtt's does (``MqttLink.poll()`` calls it after half the keepalive without a send:
+  umqtt never pings by itself); the PINGRESP is read by the next call;
 * every blocking call has a deadline: the ``connect(timeout=...)`` value (30 s if None), and
   raises ``OSError`` (ETIMEDOUT) when it passes. umqtt with a socket timeout does the same;
 * broker refusal raises ``MQTTException(rc)`` with the MQTT 3.1.1 CONNACK code (1..5);
