@@ -13,6 +13,7 @@ class LazyBuffer:
         self.capacity = capacity
         self._buf = None
         self._dropped = 0  # as last seen open
+        self._corrupt = 0  # invalid slots met in earlier opens (ReadingBuffer counts per open)
         self._empty = False  # known to hold nothing undelivered (checked once, then tracked)
 
     def _on_flash(self):
@@ -32,6 +33,7 @@ class LazyBuffer:
     def _close_if_empty(self):
         if self._buf is not None and not self._buf.pending():
             self._dropped = self._buf.dropped
+            self._corrupt += self._buf.corrupt
             self._buf = None
             self._empty = True
             from node import forget_modules
@@ -60,3 +62,8 @@ class LazyBuffer:
     @property
     def dropped(self):
         return self._dropped if self._buf is None else self._buf.dropped
+
+    @property
+    def corrupt(self):
+        """Readings lost to an invalid slot on flash (torn or corrupted), since start."""
+        return self._corrupt + (0 if self._buf is None else self._buf.corrupt)

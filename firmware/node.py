@@ -18,6 +18,9 @@ NO_ANSWER_BACKOFF_AFTER = 3
 # (errors, the meter answering or not, a backlog): a diag message is the largest allocation of
 # a cycle. (A battery wake is one cycle of a fresh node: it always sends them.)
 DIAG_EVERY = 5
+# Registers judged unsupported are asked for again once a day: the judgement may have been a
+# hiccup of the optical link, or the meter was swapped.
+RECHECK_UNSUPPORTED_MS = 86400000
 _TOTAL = 0  # kmp.registers.TOTAL (a test keeps them equal)
 _MEASURE = 1  # kmp.registers.MEASURE
 
@@ -55,6 +58,7 @@ class Node:
         self.buffer = buffer
         self.guard = TotalsGuard()
         self.started = clock.ticks_ms()
+        self._recheck_at = clock.ticks_add(self.started, RECHECK_UNSUPPORTED_MS)
         self.uptime_base_s = 0  # seconds lived before this boot (deep sleep: from RTC memory)
         # (id, rid, name, kind) for everything configured, in order; the register table is
         # needed only for this.
@@ -184,6 +188,10 @@ class Node:
         self.read_requested = False
         if not self.identify():
             return False
+        t = self.clock.ticks_ms()
+        if self.clock.ticks_diff(t, self._recheck_at) >= 0:
+            self.link.forget_unsupported()
+            self._recheck_at = self.clock.ticks_add(t, RECHECK_UNSUPPORTED_MS)
         self.platform.feed()
         values = self.read()
         self.platform.feed()
@@ -212,18 +220,19 @@ class Node:
     def publish(self):
         """Publish the pending reading, buffered history and diagnostics. A reading that does
         not reach the broker is kept in the buffer. True when everything went out."""
-        reading, self.pending = self.pending, None
+        # The reading stays in self.pending until it is on the broker or in the buffer: if
+        # anything below raises (MemoryError loading discovery, say), cycle() keeps it.
+        reading = self.pending
         ok = self._connect_and_announce()
         if ok and reading is not None:
             ok = self._send_state(reading)
-            if ok:
-                reading = None
+        self.pending = None
+        if not ok and reading is not None:
+            self.keep(reading)
         if ok:
             ok = self._send_history()
         if ok:
             ok = self._send_diag()
-        if reading is not None:
-            self.keep(reading)
         return ok
 
     def keep(self, reading):
@@ -260,12 +269,13 @@ class Node:
     def _send_state(self, reading):
         import payloads
 
-        values, when, _ = reading
+        values, when, uptime = reading
         topic, payload = payloads.state_message(
             self.cfg["mqtt"]["base_topic"],
             self.node_id,
             values,
             None if when is None else iso_utc(when),
+            uptime,  # marks a reading without a clock (as on history), to order and match it
         )
         # QoS 1: only a PUBACK tells us the reading arrived; otherwise it goes to the buffer.
         return self.mqtt.publish(topic, payload, True, 1)
@@ -321,6 +331,7 @@ class Node:
             "mqtt_failures": self.mqtt.failures,
             "buffered": 0 if buf is None else buf.pending(),
             "buffer_dropped": 0 if buf is None else buf.dropped,
+            "buffer_corrupt": 0 if buf is None else buf.corrupt,
             "history_sent": self.history_sent,
             "lost": self.lost,
             "commands": self.commands,

@@ -170,6 +170,37 @@ def test_clock_unknown_means_no_time_in_state():
     h.cycle()
     _, state = state_of(h)
     assert "time" not in state
+    # marked as history marks it, so the reading can be ordered and matched with its copy
+    assert state["clock"] == "unknown" and state["uptime_s"] == h.node.uptime_s()
+
+
+def test_an_exception_while_publishing_keeps_the_reading(tmp_path):
+    h = Harness(buffer_path=str(tmp_path / "buf"))
+    h.cycle()
+
+    def boom(reading):
+        raise MemoryError("building the state payload")
+
+    h.node._send_state = boom
+    h.cycle()
+    assert h.node.errors == 1 and h.node.lost == 0
+    assert h.node.buffer.pending() == 1  # kept for history, not dropped
+    del h.node._send_state
+    h.cycle()
+    assert h.node.buffer.pending() == 0 and len(h.on("history")) == 1
+
+
+def test_unsupported_registers_are_asked_again_after_a_day():
+    h = Harness()
+    h.cycle()
+    h.node.link.unsupported.add(0x3C)  # judged unsupported (a hiccup, say)
+    h.cycle()
+    assert 0x3C in h.node.link.unsupported
+    h.clock.advance(86400 * 1000)
+    h.cycle()
+    assert 0x3C not in h.node.link.unsupported
+    _, state = state_of(h)
+    assert state["heat_energy"] is not None
 
 
 class FakeTicker:
@@ -292,6 +323,30 @@ def test_torn_write_publishes_no_garbage(tmp_path):
     assert [m["seq"] for m in history] == [1, 2, 3, 4, 5]  # the torn 6th is skipped
     for m in history:
         assert isinstance(m["heat_energy"], float) and m["time"].startswith("2026-11-23T")
+
+
+def test_a_corrupt_slot_on_flash_is_skipped_and_reported(tmp_path):
+    import os
+
+    path = tmp_path / "buf"
+    h = Harness(buffer_path=str(path))
+    h.cycle()
+    outage(h, 4)
+    seg = sorted(p for p in os.listdir(path) if p.startswith("s"))[0]
+    with open(path / seg, "r+b") as f:  # flash gone bad in the middle of the 2nd reading
+        f.seek(256 + 40)
+        b = f.read(1)
+        f.seek(256 + 40)
+        f.write(bytes((b[0] ^ 0xFF,)))
+    h2 = Harness(buffer_path=str(path))
+    h2.broker = h.broker
+    h2.mqtt._make_client = h2.make_client
+    for _ in range(2):
+        h2.cycle()
+    history = [json.loads(p) for p in h2.on("history")]
+    assert [m["seq"] for m in history] == [1, 3, 4]  # never published
+    diag = json.loads(h2.broker.retained[h2.topic("diag")])
+    assert diag["buffer_corrupt"] == 1 and diag["buffer_dropped"] == 0  # said, not a mystery gap
 
 
 def test_reading_before_the_clock_is_set_is_marked(tmp_path):

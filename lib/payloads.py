@@ -102,11 +102,14 @@ def _readings(values, time_iso):
     return obj
 
 
-def state_payload(values, time_iso=None):
+def state_payload(values, time_iso=None, uptime_s=None):
     """values {id: exact decimal text or None} -> '{"heat_energy":1234.567,"power":null,...}'
-    with the meter's digits unchanged ("200.00" stays 200.00) and "time" when known. Built into
-    one preallocated list of cached pieces: this runs every cycle on the ESP32."""
-    n = len(values) + (1 if time_iso is not None else 0)
+    with the meter's digits unchanged ("200.00" stays 200.00) and "time" when known. Without a
+    clock (time_iso None) and with uptime_s given, marked as history marks it: "clock":
+    "unknown" and "uptime_s", so the reading can be ordered and matched with its copy on
+    history. Built into one preallocated list of cached pieces: this runs every cycle."""
+    unknown = time_iso is None and uptime_s is not None
+    n = len(values) + (1 if time_iso is not None else 0) + (2 if unknown else 0)
     if not n:
         return "{}"
     parts = [None] * (2 * n + 1)
@@ -119,13 +122,19 @@ def state_payload(values, time_iso=None):
         parts[i] = _key_text("time", i == 0)
         parts[i + 1] = json.dumps(time_iso)
         i += 2
+    if unknown:
+        parts[i] = _key_text("clock", i == 0)
+        parts[i + 1] = '"unknown"'
+        parts[i + 2] = _key_text("uptime_s", False)
+        parts[i + 3] = str(int(uptime_s))
+        i += 4
     parts[i] = "}"
     return "".join(parts)
 
 
-def state_message(base_topic, node_id, values, time_iso=None):
+def state_message(base_topic, node_id, values, time_iso=None, uptime_s=None):
     """Retained, once per cycle."""
-    return topic(base_topic, node_id, STATE), state_payload(values, time_iso)
+    return topic(base_topic, node_id, STATE), state_payload(values, time_iso, uptime_s)
 
 
 def history_payload(values, time_iso, seq=None, uptime_s=None):

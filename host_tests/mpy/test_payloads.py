@@ -82,6 +82,14 @@ def test_state_keeps_the_meters_digits():
     assert payloads.state_payload({"heat_energy": "12.345"}) == '{"heat_energy":12.345}'
 
 
+def test_state_without_a_clock_is_marked_like_history():
+    raw = payloads.state_payload({"heat_energy": "12.345"}, None, 120)
+    assert raw == '{"heat_energy":12.345,"clock":"unknown","uptime_s":120}'
+    assert payloads.state_payload({"heat_energy": "1"}, "2026-11-23T12:00:00Z", 120) == (
+        '{"heat_energy":1,"time":"2026-11-23T12:00:00Z"}')  # fmt: skip
+    assert json.loads(payloads.state_payload({}, None, 7)) == {"clock": "unknown", "uptime_s": 7}
+
+
 def test_state_rejects_non_decimal_text():
     for bad in ("1e5", "nan", "01", ".5", "5.", "", "+1", 1.5, True):
         assert_raises(ValueError, payloads.state_payload, {"x": bad})
