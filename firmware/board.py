@@ -220,7 +220,7 @@ def start(rtc_memory, woke, boot_pin, make_hardware):
         if battery:
             import wake
 
-            sleep_ms = wake.run(node, state, platform, log)
+            sleep_ms = wake.run(node, state, platform, log, lambda: state.save(rtc_memory))
             state.crashes = 0
             state.save(rtc_memory)
             if sleep_ms is not None:

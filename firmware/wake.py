@@ -15,6 +15,8 @@ _MIN_SLEEP_MS = 1000
 # DISCONNECT and the last QoS 0 diag, and the broker would then publish the "offline" will
 # between wakes. A short, bounded pause lets them leave.
 _FLUSH_MS = 100
+# The RTC drifts in deep sleep: NTP again when the last sync is this old (and at a cold start).
+_RESYNC_S = 86400
 
 
 def discovery_hash(node):
@@ -69,10 +71,11 @@ def remember(node, state):
         state.buffered = node.buffer.pending()
 
 
-def run(node, state, hw, log=print):
+def run(node, state, hw, log=print, save=None):
     """One wake. hw: the board (clock, wall_time(), wifi_connect(state, deadline_ms),
-    sync_clock(), wifi_off(), stay_awake_pin(), feed()). Returns milliseconds to deep sleep, or None when the
-    node must stay awake (a stay_awake command or the maintenance pin)."""
+    sync_clock(), wifi_off(), stay_awake_pin(), feed()); save(): writes state to RTC memory
+    now (the reading is held there while it is published). Returns milliseconds to deep sleep,
+    or None when the node must stay awake (a stay_awake command or the maintenance pin)."""
     cfg = node.cfg
     battery = cfg["battery"]
     clock = hw.clock
@@ -82,6 +85,15 @@ def run(node, state, hw, log=print):
         state.wakes += 1
     restore(node, state)
     known_hash = state.units_hash if state.discovery_published else None
+    held = state.held_reading([s[0] for s in node.sensors])
+    if held is not None:
+        # The last wake was reset while publishing (watchdog, brownout at a transmit peak):
+        # its reading goes to the flash buffer and out on history.
+        log("wake: keeping the reading of a wake that did not finish")
+        node.keep(held)
+        state.reading = None
+        if save is not None:
+            save()  # kept once: a reset later in this wake must not buffer it again
 
     # 1. The meter first, radio off: the serial exchange runs at CPU-only current.
     node.cycles += 1
@@ -89,6 +101,8 @@ def run(node, state, hw, log=print):
         node.take_reading()
     except Exception as e:  # MemoryError included: count it, keep going to the sleep
         node._error("wake read: %s: %s" % (type(e).__name__, e))
+    if node.pending is not None and save is not None and state.hold_reading(*node.pending):
+        save()  # from here until it is on the broker or in the buffer, a reset cannot lose it
     announced_hash = discovery_hash(node)
     if known_hash is not None and node.units and announced_hash == known_hash:
         node.discovery_sent = True  # announced on an earlier wake, nothing changed since
@@ -99,8 +113,11 @@ def run(node, state, hw, log=print):
     if elapsed >= state.net_retry_at:
         hw.feed()
         if hw.wifi_connect(state, deadline):
-            if not clock_known(hw.wall_time()):
-                hw.sync_clock()  # a cold start: NTP once; the RTC keeps time through deep sleep
+            if not clock_known(hw.wall_time()) or (
+                elapsed - state.clock_synced_at >= _RESYNC_S or not state.clock_synced_at
+            ):
+                if hw.sync_clock():  # a cold start, or a day since the last sync
+                    state.clock_synced_at = max(1, elapsed)
             left_s = clock.ticks_diff(deadline, clock.ticks_ms()) // 1000
             node.mqtt.timeout_s = max(1, min(10, left_s))
             try:
@@ -120,6 +137,7 @@ def run(node, state, hw, log=print):
     if node.pending is not None:
         node.keep(node.pending)  # not published: it waits in the flash buffer
         node.pending = None
+    state.reading = None  # published or buffered (saved with the rest by the caller)
 
     # 3. Backoff for the radio after a failed wake; the meter is still read on schedule.
     if published:

@@ -160,6 +160,34 @@ def test_cold_start_sets_the_clock_by_ntp_once(tmp_path):
     assert "time" not in states[0] and states[1]["time"].startswith("2026-11-23T")
 
 
+def test_the_clock_is_synced_again_a_day_later(tmp_path):
+    w = World(str(tmp_path / "buf"))
+    w.wake()
+    assert w.hw.clock_syncs == 1  # no sync recorded yet: the RTC may be anything
+    for _ in range(94):  # 15-minute wakes: just under a day later
+        w.wake()
+    assert w.hw.clock_syncs == 1
+    for _ in range(3):
+        w.wake()
+    assert w.hw.clock_syncs == 2  # the RTC drifts in deep sleep: NTP again after 24 h
+
+
+def test_a_reset_while_publishing_keeps_the_reading_for_history(tmp_path):
+    w = World(str(tmp_path / "buf"))
+    w.wake()
+    w.hw.reset_in_radio = True  # a brownout at the first transmit: the wake never finishes
+    ms, _ = w.wake()
+    assert ms == "reset"
+    assert RtcState.unpack(w.rtc).reading is not None  # that wake's reading: in RTC memory only
+    w.wake()  # the next boot buffers it first, then publishes its own reading and the backlog
+    history = [json.loads(p) for p in w.on("history")]
+    states = [json.loads(p) for p in w.on("state")]
+    assert len(history) == 1 and history[0]["seq"] == 1 and len(states) == 2
+    assert states[0]["time"] < history[0]["time"] < states[1]["time"]  # the reset wake's
+    assert history[0]["heat_energy"] is not None
+    assert RtcState.unpack(w.rtc).reading is None
+
+
 # -- discovery across deep sleep: announced again when what it says changes ----------------------
 
 E1 = "homeassistant/sensor/kamstrup_67051653_heat_energy/config"

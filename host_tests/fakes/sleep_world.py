@@ -26,6 +26,10 @@ BATTERY_CONFIG = {
 }
 
 
+class Reset(BaseException):
+    """The board resets in the middle of a wake (watchdog, brownout): nothing after it runs."""
+
+
 class FakeHw:
     """The board as a wake sees it: Wi-Fi (fast with a cached BSSID, slow with a scan, or never),
     the maintenance pin, the watchdog."""
@@ -41,6 +45,7 @@ class FakeHw:
         self.feeds = 0
         self.clock_syncs = 0
         self.clock_set = True  # False: a cold start before NTP (wall_time reads 2000-01-01)
+        self.reset_in_radio = False  # True: the next connect ends in a reset (brownout, WDT)
 
     def wifi_connect(self, state, deadline):
         t0 = self.clock.ticks_ms()
@@ -50,6 +55,9 @@ class FakeHw:
             return False
         cached = state.bssid is not None
         self.clock.sleep_ms(300 if cached else 1500)  # a scan costs; BSSID+channel do not
+        if self.reset_in_radio:
+            self.reset_in_radio = False
+            raise Reset("brownout at the first transmit")
         state.bssid, state.channel = b"\x02\x11\x22\x33\x44\x55", 6
         self.connects.append((cached, self.clock.ticks_ms() - t0))
         self.network = True
@@ -111,14 +119,20 @@ class World:
         return FakeMqttClient(self.broker, client_id, server, port, user, password, keepalive, tls)
 
     def wake(self):
-        """One wake from reset to deep sleep; returns (sleep ms or None, the node)."""
+        """One wake from reset to deep sleep; returns (sleep ms or None, the node), or
+        ("reset", node) when the board reset during the wake (RTC memory keeps what the wake
+        saved before)."""
         link = MeterLink(FakeUart(self.clock, self.line, byte_ms=9.17), clock=self.clock)
         mqtt = MqttLink(self.make_client, self.cfg, self.clock, self.log)
         buffer = LazyBuffer(self.buffer_path, self.cfg["buffer"]["capacity"])
         node = Node(self.cfg, link, mqtt, self.clock, self.wall_time, self.hw, self.log, buffer)
         state = RtcState.load(lambda: self.rtc)
         t0 = self.clock.now
-        ms = wake.run(node, state, self.hw, self.log)
+        try:
+            ms = wake.run(node, state, self.hw, self.log, lambda: state.save(self._set_rtc))
+        except Reset:
+            self.clock.advance(2000)  # the reset and the boot
+            return "reset", node
         state.save(self._set_rtc)
         self.awake_ms.append(self.clock.now - t0)
         if ms is not None:  # machine.deepsleep(ms): time passes, the meter goes on

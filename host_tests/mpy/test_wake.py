@@ -50,6 +50,18 @@ def test_outage_buffer_and_deadlines():
     assert ms is not None and w.awake_ms[-1] <= 21000
 
 
+def test_a_reset_while_publishing_keeps_the_reading():
+    w = World(_dir("wake_reset"))
+    w.wake()
+    w.hw.reset_in_radio = True
+    assert w.wake()[0] == "reset"
+    assert RtcState.unpack(w.rtc).reading is not None
+    w.wake()
+    history = [json.loads(p) for p in w.on("history")]
+    assert len(history) == 1 and history[0]["heat_energy"] is not None
+    assert RtcState.unpack(w.rtc).reading is None
+
+
 def test_stay_awake_command():
     w = World(_dir("wake3"))
     w.wake()
