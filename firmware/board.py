@@ -12,7 +12,7 @@ import time
 
 import machine
 
-from device import Esp32Platform, crashed, log, make_client
+from device import Esp32Platform, crashed, log, make_client, reset_into_repl, set_clock
 
 _WDT_MS = 90000  # mains: a backstop, longer than the worst bounded cycle (link, MQTT deadlines)
 _SAFE_WINDOW_MS = 3000
@@ -39,30 +39,6 @@ def safe_start(boot_pin):
         log("interrupted: staying in the REPL")
         return False
     return True
-
-
-def reset_into_repl(rtc_memory):
-    """Ctrl-C once the watchdog runs: it cannot be stopped and would reset the REPL within
-    a minute, so reset now and let the next boot stay in the REPL without starting the node."""
-    from rtcstate import RtcState
-
-    state = RtcState.load(rtc_memory)
-    state.repl = True
-    state.crashes = 0
-    state.save(rtc_memory)
-    log("stopped: resetting into the REPL (the watchdog cannot be stopped)")
-    machine.reset()
-
-
-def set_clock():
-    try:
-        import ntptime
-
-        ntptime.settime()
-        return True
-    except Exception as e:  # OSError on timeout: readings are marked as taken without a clock
-        log("ntp: %s" % e)
-        return False
 
 
 class BatteryPlatform(Esp32Platform):
@@ -228,9 +204,9 @@ def start(rtc_memory, woke, boot_pin, make_hardware):
             log("staying awake (command or pin): mains loop until told otherwise")
         else:
             if connect_wifi(wlan, cfg["wifi"]):
-                set_clock()
+                platform.keep_clock()  # NTP now; again daily, or soon if this one failed
             else:
-                log("wifi: not connected yet; reading anyway, retrying in the loop")
+                log("wifi: not connected yet; reading anyway, retrying in the loop (and NTP)")
             platform.feed()
             node.cycle()
             state.crashes = 0

@@ -11,9 +11,38 @@ import time
 import machine
 from umqtt.simple import MQTTClient  # frozen into the ESP32 v1.29 firmware
 
+# The clock (mains): NTP again once a day (the RTC drifts), and every 5 minutes while it is
+# unknown (e.g. the router came back after the node had given up waiting for Wi-Fi).
+_RESYNC_MS = 86400000
+_RETRY_MS = 300000
+
 
 def log(text):
     print("kmp2mqtt:", text)
+
+
+def set_clock():
+    try:
+        import ntptime  # frozen; its socket has a 1 s timeout
+
+        ntptime.settime()
+        return True
+    except Exception as e:  # OSError on timeout: readings are marked as taken without a clock
+        log("ntp: %s" % e)
+        return False
+
+
+def reset_into_repl(rtc_memory):
+    """Ctrl-C once the watchdog runs: it cannot be stopped and would reset the REPL within
+    a minute, so reset now and let the next boot stay in the REPL without starting the node."""
+    from rtcstate import RtcState
+
+    state = RtcState.load(rtc_memory)
+    state.repl = True
+    state.crashes = 0
+    state.save(rtc_memory)
+    log("stopped: resetting into the REPL (the watchdog cannot be stopped)")
+    machine.reset()
 
 
 class Esp32Platform:
@@ -27,6 +56,7 @@ class Esp32Platform:
         self.clock = time
         self.wall_time = time.time
         self._pin = stay_pin  # machine.Pin with pull-up, held low to stay awake; or None
+        self._clock_due = None  # ticks of the next NTP sync (None: at the first chance)
 
     def rssi(self):
         try:
@@ -52,6 +82,16 @@ class Esp32Platform:
 
     def stay_awake_pin(self):
         return self._pin is not None and self._pin.value() == 0
+
+    def keep_clock(self):
+        """Mains, after every cycle: NTP when it is due and Wi-Fi is up."""
+        now = time.ticks_ms()
+        if self._clock_due is not None and time.ticks_diff(self._clock_due, now) > 0:
+            return
+        if not self.wlan.isconnected():
+            return
+        ok = set_clock()
+        self._clock_due = time.ticks_add(now, _RESYNC_MS if ok else _RETRY_MS)
 
 
 class TimerTicker:
@@ -136,6 +176,8 @@ def make_client(client_id, server, port, user, password, keepalive, tls):
         else:
             ctx.verify_mode = _ssl.CERT_NONE  # encrypted, broker unverified; password still hidden
         ssl = _Tls(ctx)
+    if user and not password:
+        password = b""  # umqtt sends a password whenever a user is set: len(None) would fail
     return Client(_b(client_id), server, port, _b(user), _b(password), keepalive, ssl=ssl)
 
 
@@ -160,8 +202,7 @@ def run_mains(node, platform, timer, rtc_memory):
                  should_stop=(lambda: not (node.stay_awake or platform.stay_awake_pin()))
                  if battery else None)  # fmt: skip
     except KeyboardInterrupt:
-        log("stopped: REPL")
-        return
+        reset_into_repl(rtc_memory)
     except Exception as e:
         crashed(e)
     if battery:

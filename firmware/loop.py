@@ -38,6 +38,7 @@ def run(node, ticker, flag, platform, should_stop=None, max_cycles=None, read_fi
         # A timer tick, or a {"read_now": true} command that arrived while polling MQTT.
         if flag.take() or node.read_requested:
             node.cycle()
+            platform.keep_clock()  # NTP when due (the ESP32's RTC drifts; a host does nothing)
             cycles += 1
             if max_cycles is not None and cycles >= max_cycles:
                 break

@@ -36,6 +36,9 @@ class HostPlatform:
     def network_up(self):
         return True
 
+    def keep_clock(self):
+        pass  # the host's clock is the operating system's
+
 
 class ThreadTicker:
     """One-shot timer on a thread: its callback only raises the loop's flag."""

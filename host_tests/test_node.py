@@ -224,6 +224,7 @@ def test_loop_runs_cycles_and_rearms_aligned():
     for ms in ticker.armed:
         assert 0 < ms <= 900 * 1000 and (h.wall_time() + ms // 1000) % 900 < 5
     assert h.platform.feeds >= 3
+    assert h.platform.clock_keeps == 3  # the board's NTP housekeeping after every cycle
 
 
 # -- nothing lost (issue 5) ---------------------------------------------------------------------

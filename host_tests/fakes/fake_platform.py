@@ -1,4 +1,4 @@
-# Board facts for a node on fakes (the role of firmware/esp32.Esp32Platform): a fixed RSSI, the
+# Board facts for a node on fakes (the role of firmware/device.Esp32Platform): a fixed RSSI, the
 # heap as MicroPython reports it, a counted watchdog and a network switch.
 
 import gc
@@ -9,6 +9,7 @@ class FakePlatform:
         self.boots = 1
         self.feeds = 0
         self.network = True
+        self.clock_keeps = 0
 
     def rssi(self):
         return -61
@@ -21,3 +22,6 @@ class FakePlatform:
 
     def network_up(self):
         return self.network
+
+    def keep_clock(self):
+        self.clock_keeps += 1

@@ -163,6 +163,58 @@ def test_ctrl_c_resets_into_the_repl_without_the_watchdog():
     assert st.repl is False and st.crashes == 0  # the next reset starts the node again
 
 
+def test_ctrl_c_in_the_mains_loop_resets_into_the_repl():
+    from rtcstate import RtcState
+
+    machine.RTC_MEMORY = b""
+    board = _setup(CONFIG)
+    machine.TIMER_ARMS_BEFORE_STOP = 5
+    meter = machine.LINE
+    asked = [0]
+
+    def interrupted_later(request):  # the first cycle (board) goes through; Ctrl-C in the loop
+        asked[0] += 1
+        if asked[0] > 3:  # GetType, GetSerialNo, GetRegister of the first cycle
+            raise KeyboardInterrupt
+        return meter(request)
+
+    machine.LINE = interrupted_later
+    try:
+        assert _main(board) == "stopped"  # machine.reset()
+    finally:
+        machine.TIMER_ARMS_BEFORE_STOP = 2
+    assert asked[0] == 4 and RtcState.unpack(machine.RTC_MEMORY).repl is True
+
+
+def test_mains_clock_kept_by_ntp_retried_while_unknown_then_daily():
+    import time
+
+    import ntptime
+
+    import device
+
+    wlan = network.WLAN()
+    p = device.Esp32Platform(wlan, machine.WDT(), CONFIG, 1)
+    ntptime.CALLS.clear()
+    p.keep_clock()
+    assert ntptime.CALLS == []  # no Wi-Fi: nothing to ask
+    wlan._connected = True
+    ntptime.FAIL = True
+    try:
+        p.keep_clock()
+        p.keep_clock()
+        assert len(ntptime.CALLS) == 1  # failed: the next try in 5 minutes, not every cycle
+        left = time.ticks_diff(p._clock_due, time.ticks_ms())
+        assert 290000 < left <= 300000, left
+        p._clock_due = time.ticks_add(time.ticks_ms(), -1)  # 5 minutes later
+    finally:
+        ntptime.FAIL = False
+    p.keep_clock()
+    assert len(ntptime.CALLS) == 2
+    left = time.ticks_diff(p._clock_due, time.ticks_ms())
+    assert 86390000 < left <= 86400000, left  # then once a day: the RTC drifts
+
+
 def test_bad_config_stays_in_the_repl():
     board = _setup({"mqtt": {"host": ""}})
     assert _main(board) == "returned"

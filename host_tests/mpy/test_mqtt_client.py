@@ -70,6 +70,17 @@ def test_text_goes_out_as_utf8_bytes():
     assert broker.wills == [s.will] and broker.retained["kmp2mqtt/wärme/status"] == s.will[1]
 
 
+def test_a_user_without_a_password_connects():
+    # config allows mqtt.user without mqtt.password; umqtt sends a password field whenever a
+    # user is set and sizes it with len(): None would raise TypeError at every connect.
+    broker = _fresh()
+    c = device.make_client("node", "192.168.1.2", 1883, "reader", None, 60, None)
+    c.connect(True, 5)
+    assert broker.protocol_errors == [], broker.protocol_errors
+    s = simple.MADE[-1]
+    assert s.user == "reader" and s.password == ""
+
+
 def test_the_plain_umqtt_corrupts_text():
     # The fake catches the bug the client wrapper fixes: a str sized by len() as characters.
     broker = _fresh()
