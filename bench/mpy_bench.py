@@ -168,6 +168,7 @@ def steps(app_from=None):
 
     import machine  # noqa: F401  (fakes of what the ESP32 firmware has built in)
     import network  # noqa: F401
+    from umqtt import simple  # noqa: F401  (frozen into the firmware: its code is in flash)
 
     world = _World()
     yield
@@ -262,6 +263,7 @@ def first_boot_steps():
 
     import machine  # noqa: F401
     import network  # noqa: F401
+    from umqtt import simple  # noqa: F401
 
     world = _World()
     yield
