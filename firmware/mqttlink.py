@@ -12,7 +12,7 @@ except ImportError:  # CPython
         return x
 
 
-FIRMWARE_VERSION = "0.1.0"
+FIRMWARE_VERSION = "0.2.0"
 
 _BACKOFF_FIRST_S = 2
 _BACKOFF_MAX_S = 300

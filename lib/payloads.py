@@ -164,5 +164,5 @@ def diag_payload(d):
 
 
 def diag_message(base_topic, node_id, d):
-    """Retained, once per cycle."""
+    """Retained; every DIAG_EVERY cycles, and at once when something a user watches changes."""
     return topic(base_topic, node_id, DIAG), diag_payload(d)
