@@ -50,8 +50,9 @@ class BatteryPlatform(Esp32Platform):
         self.battery = cfg["battery"]
 
     def wifi_connect(self, state, deadline):
-        """Connect before the ticks deadline, with the BSSID and channel cached in RTC memory
-        (no scan) and a static IP when configured (no DHCP): BATTERY.md 4.5."""
+        """Connect before the ticks deadline, with the BSSID cached in RTC memory (no scan of
+        our own; MicroPython's connect() takes no channel, so the ESP-IDF still looks for that
+        one AP) and a static IP when configured (no DHCP): BATTERY.md 4.5."""
         wlan = self.wlan
         wlan.active(True)
         b = self.battery
