@@ -13,6 +13,10 @@ MICROPYPATH_TEST = lib:firmware:tools:host_tests/mpy:host_tests/fakes
 DEVICE_DIRS := $(wildcard lib firmware)
 DEVICE_PY := $(sort $(if $(DEVICE_DIRS),$(shell find $(DEVICE_DIRS) -name '*.py' -not -path '*/__pycache__/*'))) $(wildcard boot.py main.py)
 MYPY_TARGETS := $(DEVICE_DIRS) $(wildcard boot.py main.py)
+# Portable modules that only the tools, the meter simulator and the tests use: mpy-check
+# compiles them, the board does not get them (host_tests/test_device_build.py checks that
+# nothing the board runs imports them).
+HOST_ONLY := lib/kmp/strict.py lib/kmp/logger.py lib/kmp/messages.py
 
 .PHONY: all test mpy-check test-host test-mpy build lint clean distclean bench demo flash probe romfs flash-romfs
 all: test
@@ -64,10 +68,11 @@ test-host: $(VENV)/.stamp typings/.stamp
 test-mpy: node_modules/.stamp
 	MICROPYPATH=$(MICROPYPATH_TEST) tools/mpy_suites.sh
 
-# Compile lib/ and firmware/ to build/ (same tree, .mpy); boot.py/main.py are copied as source.
+# Compile lib/ and firmware/ (but HOST_ONLY) to build/ (same tree, .mpy); boot.py/main.py are
+# copied as source.
 build: $(VENV)/.stamp
 	@rm -rf build; mkdir -p build
-	@for f in $(filter-out boot.py main.py,$(DEVICE_PY)); do \
+	@for f in $(filter-out boot.py main.py $(HOST_ONLY),$(DEVICE_PY)); do \
 	  out=build/$${f%.py}.mpy; mkdir -p "$$(dirname "$$out")"; \
 	  $(MPY_CROSS) $(MPY_CROSS_FLAGS) -o "$$out" "$$f" || exit 1; \
 	done

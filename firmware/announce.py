@@ -28,7 +28,7 @@ def descriptors(node):
 
 
 def device_info(node):
-    from kmp.messages import meter_type_name
+    from kmp.meters import meter_type_name
 
     return {
         "model": None if node.meter_type is None else meter_type_name(node.meter_type),

@@ -126,15 +126,23 @@ def test_make_flash_deploys_the_real_build(board, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     check = (
         "exec(open('boot.py').read())\n"
-        "import kmp.strict, kmp.link, kmp.messages, node, config, guard, loop, mqttlink, probe\n"
-        "f = kmp.strict.decode_frame(bytes.fromhex('403f10003c080443000030397fd00d'))\n"
-        "print('DEPLOYED', kmp.messages.parse_registers(f.data)[0].text())\n"
+        "import kmp.frame, kmp.records, kmp.link, kmp.meters, node, config, guard, loop, mqttlink\n"
+        "import probe\n"
+        "import announce, commands, history, wake, rtcstate, settings  # (no machine here)\n"
+        "a = kmp.frame.FrameAssembler()\n"
+        "a.expect(0x3F, 0x10)\n"
+        "a.feed(bytes.fromhex('403f10003c080443000030397fd00d'))\n"
+        "print('DEPLOYED', kmp.records.parse_registers(a.payload())[0].text())\n"
         "import os\n"
         "print('FILES', sorted(os.listdir('/')))\n"
+        "print('KMP', sorted(os.listdir('/lib/kmp')))\n"
     )
     out = mpremote(board, "exec", check, cwd=tmp_path)
     assert "DEPLOYED 12.345" in out
-    files = out.split("FILES", 1)[1]
+    kmp = out.split("KMP", 1)[1]
+    for name in ("strict", "logger", "messages"):  # host-only: not on the board
+        assert name + ".mpy" not in kmp
+    files = out.split("FILES", 1)[1].split("KMP", 1)[0]
     for name in ("boot.py", "main.py", "config.json", "lib", "firmware"):
         assert "'%s'" % name in files
     out = mpremote(board, "ls", ":firmware", "+", "ls", ":lib/kmp", cwd=tmp_path)

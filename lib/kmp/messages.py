@@ -6,6 +6,7 @@
 from kmp import records
 from kmp.errors import LengthError, RequestError
 from kmp.frame import MAX_REGISTERS_PER_REQUEST
+from kmp.meters import meter_type_name  # noqa: F401  (the full API)
 from kmp.records import parse_serial, parse_type, sw_revision_text  # noqa: F401  (the full API)
 from kmp.units import CLOCK, DATE_MMDD, DATE_YYMMDD, DATE_YYYYMMDD
 from kmp.value import encode_value
@@ -84,19 +85,3 @@ def parse_register_request(data):
 def encode_register(rid, unit, mantissa, exponent, nob=None):
     """One register record as a meter sends it: RID, unit, [NoB][SiEx][integer]."""
     return bytes((rid >> 8, rid & 0xFF, unit)) + encode_value(mantissa, exponent, nob)
-
-
-# Meter types from GetType as documented for the MULTICAL 601 (DOC section 6.2.1); other meters
-# report their own codes, shown in hex.
-_METER_TYPES = {
-    0x0001: "MULTICAL 601 (Pt500)",
-    0x0004: "MULTICAL 601 (Pt100)",
-    0x0005: "MULTICAL 601 (Pt500, 4-wire)",
-    0x1501: "MULTICAL 601 (Pt500) via 67-05",
-    0x1504: "MULTICAL 601 (Pt100) via 67-05",
-    0x1505: "MULTICAL 601 (Pt500, 4-wire) via 67-05",
-}
-
-
-def meter_type_name(meter_type):
-    return _METER_TYPES.get(meter_type) or "Kamstrup meter type 0x%04X" % meter_type
