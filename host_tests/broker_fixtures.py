@@ -8,6 +8,9 @@ broker            parametrized over both
 Each yields a BrokerInfo(name, host, port). Every wait has a deadline.
 """
 
+import contextlib
+import os
+import pwd
 import shutil
 import subprocess
 import threading
@@ -71,6 +74,33 @@ def mosquitto_broker(tmp_path):
         pytest.fail("mosquitto did not start:\n" + log_path.read_text(errors="replace"))
     try:
         yield BrokerInfo("mosquitto", HOST, port)
+    finally:
+        _stop_process(proc)
+
+
+@contextlib.contextmanager
+def mosquitto_tls(d, extra_conf):
+    """mosquitto with a TLS listener on 127.0.0.1, certificates ca.crt, server.crt and
+    server.key in d (test_tls._make_certs), plus extra_conf lines; yields a BrokerInfo."""
+    port = free_port()
+    # as root, mosquitto would drop to user "mosquitto", who cannot read the private tmp dir
+    me = pwd.getpwuid(os.getuid()).pw_name
+    conf = d / "mosquitto.conf"
+    conf.write_text(
+        "listener %d %s\ncafile %s\ncertfile %s\nkeyfile %s\n%s\npersistence false\n"
+        "log_dest stderr\nuser %s\n"
+        % (port, HOST, d / "ca.crt", d / "server.crt", d / "server.key", extra_conf, me)
+    )
+    log_path = d / "mosquitto.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+    try:
+        if not _wait_listening(
+            port, time.monotonic() + START_TIMEOUT_S, lambda: proc.poll() is None
+        ):
+            pytest.fail("mosquitto (TLS) did not start:\n" + log_path.read_text(errors="replace"))
+        yield BrokerInfo("mosquitto-tls", HOST, port)
     finally:
         _stop_process(proc)
 

@@ -116,14 +116,16 @@ def test_device_error_gives_nonzero_exit(board, tmp_path):
     assert "no module named 'no_such_mod'" in r.stdout + r.stderr
 
 
+def make_flash(board):
+    r = subprocess.run(["make", "-s", "flash", "PORT=" + board], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 def test_make_flash_deploys_the_real_build(board, tmp_path):
     # The real deploy path: `make flash` (build with mpy-cross, then mpremote cp) to the fake
     # board, then the compiled modules import there and decode a frame.
-    r = subprocess.run(
-        ["make", "-s", "flash", "PORT=" + board],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stdout + r.stderr
+    make_flash(board)
     check = (
         "exec(open('boot.py').read())\n"
         "import kmp.frame, kmp.records, kmp.link, kmp.meters, node, config, guard, loop, mqttlink\n"
@@ -162,11 +164,7 @@ def test_make_flash_removes_what_an_earlier_flash_left(board, tmp_path):
     (old / "lib" / "payloads.py").write_text("raise ImportError('stale payloads.py')\n")
     (old / "lib" / "users_lib.py").write_text("X = 1\n")
     mpremote(board, "cp", "-r", "firmware", ":", "+", "cp", "-r", "lib", ":", cwd=old)
-    r = subprocess.run(
-        ["make", "-s", "flash", "PORT=" + board],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stdout + r.stderr
+    make_flash(board)
     check = (
         "exec(open('boot.py').read())\n"
         "import os, node, kmp.link, payloads, users_lib\n"

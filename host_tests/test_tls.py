@@ -4,8 +4,6 @@
 # show up: not in the node's log, not in anything published, not in a config error.
 
 import json
-import os
-import pwd
 import shutil
 import subprocess
 import sys
@@ -15,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from broker_fixtures import BrokerInfo, Subscriber, _stop_process
-from host.broker import HOST, START_TIMEOUT_S, free_port, wait_listening
+from broker_fixtures import Subscriber, mosquitto_tls
 from kmpsim import Simulator
 from test_e2e import NodeProcess
 
@@ -65,27 +62,9 @@ def tls_broker(tmp_path_factory):
     _make_certs(d)
     _run(["mosquitto_passwd", "-b", "-c", "passwd", USER, PASSWORD], d)
     _run(["mosquitto_passwd", "-b", "passwd", WATCHER, WATCHER_PASSWORD], d)
-    log_path = d / "mosquitto.log"
-    port = free_port()
-    conf = d / "mosquitto.conf"
-    # as root, mosquitto would drop to user "mosquitto", who cannot read the private tmp_path
-    me = pwd.getpwuid(os.getuid()).pw_name
-    conf.write_text(
-        "listener %d %s\ncafile %s\ncertfile %s\nkeyfile %s\nallow_anonymous false\n"
-        "password_file %s\npersistence false\nlog_dest stderr\nlog_type all\nuser %s\n"
-        % (port, HOST, d / "ca.crt", d / "server.crt", d / "server.key", d / "passwd", me)
-    )
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
-    try:
-        if not wait_listening(
-            port, time.monotonic() + START_TIMEOUT_S, lambda: proc.poll() is None
-        ):
-            pytest.fail("mosquitto (TLS) did not start:\n" + log_path.read_text(errors="replace"))
-        yield BrokerInfo("mosquitto-tls", HOST, port), d / "ca.crt"
-    finally:
-        _stop_process(proc)
+    extra = "allow_anonymous false\npassword_file %s\nlog_type all" % (d / "passwd")
+    with mosquitto_tls(d, extra) as info:
+        yield info, d / "ca.crt"
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,10 @@
 # MqttLink's pings keep a session the broker would otherwise drop.
 
 import errno
-import os
-import pwd
 import select
 import shutil
 import socket
 import ssl
-import subprocess
 import sys
 import threading
 import time
@@ -29,10 +26,11 @@ from broker_fixtures import (  # noqa: F401
     amqtt_broker,
     broker,
     mosquitto_broker,
+    mosquitto_tls,
     publish_retained,
 )
 from fake_clock import FakeClock
-from host.broker import HOST, START_TIMEOUT_S, AmqttBroker, free_port, wait_listening
+from host.broker import HOST, AmqttBroker
 from mqttlink import MqttLink
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -340,26 +338,8 @@ def tls_mosquitto(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("umqtt_tls")
     _make_certs(d)
-    port = free_port()
-    me = pwd.getpwuid(os.getuid()).pw_name  # as root, mosquitto would switch to "mosquitto"
-    conf = d / "mosquitto.conf"
-    conf.write_text(
-        "listener %d %s\ncafile %s\ncertfile %s\nkeyfile %s\nallow_anonymous true\n"
-        "persistence false\nlog_dest stderr\nuser %s\n"
-        % (port, HOST, d / "ca.crt", d / "server.crt", d / "server.key", me)
-    )
-    log_path = d / "mosquitto.log"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
-    try:
-        if not wait_listening(
-            port, time.monotonic() + START_TIMEOUT_S, lambda: proc.poll() is None
-        ):
-            pytest.fail("mosquitto (TLS) did not start:\n" + log_path.read_text(errors="replace"))
-        yield BrokerInfo("mosquitto-tls", HOST, port), d / "ca.crt"
-    finally:
-        _stop_process(proc)
+    with mosquitto_tls(d, "allow_anonymous true") as info:
+        yield info, d / "ca.crt"
 
 
 def test_tls_text_and_bounded_waits(tcp, tls_mosquitto, monkeypatch):
