@@ -185,14 +185,19 @@ def test_wire_ms():
 
 def test_silent_when_asked_alone_is_unsupported_not_no_answer():
     # An MC403 answers a batch without 0x60 and says nothing when asked for 0x60 alone
-    # (PROTOCOL.md sections 3.4 and 5): the meter answered, 0x60 is unsupported.
+    # (PROTOCOL.md sections 3.4 and 5): the meter answered. The first such silence may be the
+    # optical link (0x60 missing, an error, this once); the second in a row means unsupported.
     meter = SimpleMeter(dict(VALUES), silent=lambda rids: rids == [0x60])
     clock, _, _, link = make(meter, retries=2)
     rids = SEVEN + [0x60]
     res = link.read(rids)
+    assert not res.no_answer and len(res.values) == 7 and isinstance(res.error, NoAnswer)
+    assert res.unsupported == [] and res.missing == [0x60]
+    assert meter.requests == [rids, [0x60], [0x60], [0x60]]
+    clock.advance(60000)
+    res = link.read(rids)
     assert not res.no_answer and len(res.values) == 7 and res.error is None
     assert res.unsupported == [0x60] and res.missing == []
-    assert meter.requests == [rids, [0x60], [0x60], [0x60]]
     meter.requests.clear()
     clock.advance(60000)
     t0, timeouts = clock.now, link.timeouts
@@ -204,15 +209,37 @@ def test_silent_when_asked_alone_is_unsupported_not_no_answer():
     assert meter.requests[1] == rids  # asked again after forget_unsupported()
 
 
+def test_one_silence_of_a_register_that_answers_again_is_forgotten():
+    # A transient silence (the IR link, not the meter) must not hide a register that the meter
+    # has: it answers in the next cycle, and a later silence starts the count again.
+    quiet = [True]
+    values = dict(VALUES)
+    values[0x60] = (8, 123, 0)
+    meter = SimpleMeter(values, silent=lambda rids: quiet[0] and 0x60 in rids)
+    clock, _, _, link = make(meter, retries=0)
+    rids = SEVEN + [0x3EC, 0x60]  # 0x60 alone in the second request
+    assert link.read(rids).missing == [0x60]
+    quiet[0] = False
+    clock.advance(60000)
+    assert 0x60 in link.read(rids).values
+    quiet[0] = True
+    clock.advance(60000)
+    res = link.read(rids)
+    assert res.missing == [0x60] and res.unsupported == []  # counted from one again
+
+
 def test_silent_last_batch_of_one_is_unsupported_too():
-    # Nine registers: the ninth goes alone in a second request; silence there while the
-    # first request was answered is the same evidence as the one-register retry.
+    # Nine registers: the ninth goes alone in a second request; silence there (twice in a row)
+    # while the first request was answered is the same evidence as the one-register retry.
     meter = SimpleMeter(dict(VALUES), silent=lambda rids: rids == [0x60])
     clock, _, _, link = make(meter, retries=1)
     rids = SEVEN + [0x3EC, 0x60]
     res = link.read(rids)
-    assert not res.no_answer and res.error is None and res.unsupported == [0x60]
+    assert not res.no_answer and res.missing == [0x60] and res.unsupported == []
     assert meter.requests == [rids[:8], [0x60], [0x60]]
+    clock.advance(60000)
+    res = link.read(rids)
+    assert not res.no_answer and res.error is None and res.unsupported == [0x60]
     clock.advance(60000)
     meter.requests.clear()
     assert len(link.read(rids).values) == 8 and meter.requests == [rids[:8]]

@@ -74,6 +74,7 @@ class MeterLink:
         self._last_rx = None  # ticks of the last byte heard
         self._failed_at = None  # ticks of the last failed exchange
         self.unsupported = set()
+        self._silent_once = set()  # silent when asked alone once: unsupported if it happens again
         self.requests = 0
         self.responses = 0
         self.timeouts = 0
@@ -144,6 +145,9 @@ class MeterLink:
                 failed.append(chunk)
         if len(result.values) < self._plan_count:
             self._retry_missing(plan, result, failed)
+        if self._silent_once:
+            for rid in result.values:
+                self._silent_once.discard(rid)  # it answered: that silence was the link's
         result.unsupported = [rid for rid in rids if rid in self.unsupported]
         return result
 
@@ -200,15 +204,23 @@ class MeterLink:
 
     def _silent_alone(self, chunk, error):
         """A one-register request without any answer, while the meter answered this cycle: the
-        meter lacks that register (it gives no reply for it, PROTOCOL.md 3.4). True if so."""
-        if len(chunk) == 1 and isinstance(error, NoAnswer):
-            self.unsupported.add(chunk[0])
+        second time in a row for that register, the meter lacks it (it gives no reply for it,
+        PROTOCOL.md 3.4): True, and it is not asked again. The first time it may have been the
+        optical link: False (missing, an error, this once)."""
+        if len(chunk) != 1 or not isinstance(error, NoAnswer):
+            return False
+        rid = chunk[0]
+        if rid in self._silent_once:
+            self._silent_once.discard(rid)
+            self.unsupported.add(rid)
             return True
+        self._silent_once.add(rid)
         return False
 
     def forget_unsupported(self):
         """Ask every register again (after a meter swap or a reboot of the meter)."""
         self.unsupported = set()
+        self._silent_once = set()
         self._plan = None
 
     def _read_chunk(self, chunk, request, result):
