@@ -122,6 +122,8 @@ def run(node, state, hw, log=print, save=None):
             node.mqtt.timeout_s = max(1, min(10, left_s))
             try:
                 published = node.publish()
+                if node.pending is None:
+                    _release(state, save)  # on the broker or in the buffer now
                 announced = node.discovery_sent  # before a command in the window changes it
                 if published:
                     _listen_for_commands(node, clock, deadline)
@@ -137,7 +139,7 @@ def run(node, state, hw, log=print, save=None):
     if node.pending is not None:
         node.keep(node.pending)  # not published: it waits in the flash buffer
         node.pending = None
-    state.reading = None  # published or buffered (saved with the rest by the caller)
+    _release(state, save)
 
     # 3. Backoff for the radio after a failed wake; the meter is still read on schedule.
     if published:
@@ -168,6 +170,15 @@ def run(node, state, hw, log=print, save=None):
     state.elapsed_s += (awake_ms + sleep_ms) // 1000
     log("wake: %d ms awake, published=%s, sleeping %d s" % (awake_ms, published, sleep_ms // 1000))
     return sleep_ms
+
+
+def _release(state, save):
+    """The held reading is on the broker or in the buffer: from now on a reset (history, diag,
+    the command window, the DISCONNECT, Wi-Fi off) must not buffer it a second time."""
+    if state.reading is not None:
+        state.reading = None
+        if save is not None:
+            save()
 
 
 def _listen_for_commands(node, clock, deadline):

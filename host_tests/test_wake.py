@@ -188,6 +188,22 @@ def test_a_reset_while_publishing_keeps_the_reading_for_history(tmp_path):
     assert RtcState.unpack(w.rtc).reading is None
 
 
+@pytest.mark.parametrize("broker_up", [True, False])
+def test_a_reset_after_the_reading_is_out_does_not_buffer_it_again(tmp_path, broker_up):
+    # Published (broker up) or buffered (broker down), then a reset late in the radio phase:
+    # the next wake must not buffer the same reading a second time (a duplicate with a new seq).
+    w = World(str(tmp_path / "buf"))
+    w.wake()
+    w.broker.up = broker_up
+    w.hw.reset_at_wifi_off = True
+    assert w.wake()[0] == "reset"
+    assert RtcState.unpack(w.rtc).reading is None  # released as soon as it was out
+    w.broker.up = True
+    w.wake()
+    history = [json.loads(p) for p in w.on("history")]
+    assert len(history) == (0 if broker_up else 1)
+
+
 # -- discovery across deep sleep: announced again when what it says changes ----------------------
 
 E1 = "homeassistant/sensor/kamstrup_67051653_heat_energy/config"

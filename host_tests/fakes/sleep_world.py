@@ -46,6 +46,7 @@ class FakeHw:
         self.clock_syncs = 0
         self.clock_set = True  # False: a cold start before NTP (wall_time reads 2000-01-01)
         self.reset_in_radio = False  # True: the next connect ends in a reset (brownout, WDT)
+        self.reset_at_wifi_off = False  # True: the next wake resets just before Wi-Fi goes off
 
     def wifi_connect(self, state, deadline):
         t0 = self.clock.ticks_ms()
@@ -69,6 +70,9 @@ class FakeHw:
         return True
 
     def wifi_off(self):
+        if self.reset_at_wifi_off:
+            self.reset_at_wifi_off = False
+            raise Reset("reset at the end of the radio phase")
         self.network = False
 
     def network_up(self):
