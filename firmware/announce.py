@@ -62,8 +62,16 @@ def announce(node):
         # No record (first start of this firmware): earlier firmware put configs under the
         # unique_id lower-cased; those that are not today's topics go.
         known = list(discovery.topics(prefix, node.node_id, ids, True, True))
-    keep = []
-    sent = []
+    # Every configured sensor keeps its topic, also one not announced yet (its unit unknown).
+    keep = list(discovery.topics(prefix, node.node_id, ids)) if mq["discovery"] else []
+    remembered = []
+    # Removals first: while an old config with the same unique_id sits under another topic,
+    # HA ignores the new one (and drops the entity when the old topic is emptied after it).
+    for topic in known:
+        if topic in keep:
+            remembered.append(topic)
+        elif not node.mqtt.publish(topic, "", True, 1):
+            return False  # the record stays as it was: removed again next time
     if mq["discovery"]:
         for topic, payload in discovery.discovery_messages(
             node.node_id,
@@ -78,18 +86,8 @@ def announce(node):
         ):
             if not node.mqtt.publish(topic, payload, True, 1):
                 return False
-            sent.append(topic)
-        # a sensor not announced yet (its unit unknown) keeps the config announced before
-        keep = list(discovery.topics(prefix, node.node_id, ids))
-    remembered = []
-    for topic in known:
-        if topic in keep:
-            remembered.append(topic)
-        elif not node.mqtt.publish(topic, "", True, 1):
-            return False  # the record stays as it was: removed again next time
-    for topic in sent:
-        if topic not in remembered:
-            remembered.append(topic)
+            if topic not in remembered:
+                remembered.append(topic)
     if path is not None and (not recorded or sorted(remembered) != sorted(known)):
         save(path, remembered)
     topic, payload = discovery.units_message(mq["base_topic"], node.node_id, sensors)

@@ -614,6 +614,9 @@ def test_configs_under_the_old_lower_case_topics_are_removed_once(tmp_path):
     h.cycle()
     assert h.broker.retained[old] == b""
     assert len(removed(h, 0)) == 14  # every old-form topic, none of them today's
+    topics = [m[0] for m in h.broker.messages]
+    new_at = topics.index("homeassistant/sensor/Heat-1_heat_energy/config")
+    assert topics.index(old) < new_at  # removed before the new config of that unique_id
     new = configs_in(h)
     assert "homeassistant/sensor/Heat-1_heat_energy/config" in new and len(new) == 14
     h2 = reboot(h, tmp_path, node_id="Heat-1")
