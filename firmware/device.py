@@ -160,6 +160,14 @@ class Client(MQTTClient):
     def publish(self, topic, msg, retain=False, qos=0):
         super().publish(_b(topic), _b(msg), retain, qos)
 
+    def ping(self):
+        """PINGREQ, then wait (bounded, see _Sock) for the PINGRESP: umqtt's ping() only
+        writes, so a half-open session would show only at the next QoS 1 ack."""
+        super().ping()
+        self.sock.setblocking(True)
+        while self.wait_msg() is not None:
+            pass  # a command came first: delivered to the callback, keep waiting
+
     def subscribe(self, topic, qos=0):
         super().subscribe(_b(topic), qos)
 

@@ -124,7 +124,7 @@ class MqttLink:
         try:
             now = self._clock.ticks_ms()
             if self._clock.ticks_diff(now, self._sent) >= _PING_AFTER_MS:
-                self.client.ping()  # its PINGRESP is consumed by check_msg()
+                self.client.ping()  # and its PINGRESP (device.Client waits for it, bounded)
                 self._sent = now
                 self.pings += 1
             self.client.check_msg()

@@ -212,6 +212,21 @@ def test_a_dead_connection_fails_at_the_ping_and_reconnects():
     assert link.connect("n") and len(made) == 2
 
 
+def test_a_half_open_session_fails_at_the_ping_within_the_timeout():
+    # The broker (or the path to it) stops answering without closing: umqtt's ping() only
+    # writes, so without waiting for the PINGRESP nothing would notice until a QoS 1 ack.
+    clock = FakeClock()
+    broker = _fresh(clock)
+    c = device.make_client("node", "192.168.1.2", 1883, None, None, 60, None)
+    c.set_callback(_cmd([]))
+    c.connect(True, 3)
+    c.ping()  # answered: returns
+    broker.silent = True
+    t0 = clock.ticks_ms()
+    e = _bounded(c.ping)
+    assert e.args[0] == 110 and clock.ticks_ms() - t0 == 3000  # ETIMEDOUT after the timeout
+
+
 def test_a_failed_connect_closes_its_socket():
     # A broker that accepts TCP but never answers CONNECT: the attempt times out after
     # timeout_s, and its socket is closed at once (not left to the GC: lwIP has few sockets).
