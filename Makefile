@@ -87,11 +87,15 @@ lint: $(VENV)/.stamp typings/.stamp
 	exit $$rc
 
 MPREMOTE = $(BIN)/mpremote connect $(PORT)
+# A running node answers mpremote's Ctrl-C by resetting into the REPL (its watchdog cannot be
+# stopped), which that first contact then misses: knock once and give it time to boot.
+REPL_KNOCK = $(MPREMOTE) exec "pass" >/dev/null 2>&1 || sleep 4
 
 # Remove what an earlier flash left of the app (tools/device_clean.py), copy the build, boot.py,
 # main.py and your config.json to the board, then reset it.
 flash: build
 	@test -f config.json || { echo "flash: config.json missing"; exit 1; }
+	@$(REPL_KNOCK)
 	$(MPREMOTE) run tools/device_clean.py + cp -r build/lib : + cp -r build/firmware : + cp build/boot.py build/main.py config.json : + reset
 
 # The lib/ and firmware/ .mpy trees of the build as one ROMFS image (executed in place from flash;
@@ -109,10 +113,12 @@ romfs: build
 # then reset it.
 flash-romfs: romfs
 	@test -f config.json || { echo "flash-romfs: config.json missing"; exit 1; }
+	@$(REPL_KNOCK)
 	$(MPREMOTE) run tools/device_clean.py + romfs deploy build/app.romfs + cp build/boot.py build/main.py config.json : + reset
 
 # One-shot read on the board (identity, values, link counters) to help align the IR head.
 probe: $(VENV)/.stamp
+	@$(REPL_KNOCK)
 	$(MPREMOTE) run tools/probe.py
 
 # The whole chain on this machine: embedded broker, virtual meter on a pty, the node, a live view.

@@ -23,6 +23,9 @@ _SAFE_MODE_CRASHES = 3
 # cell one awake window per hour, not all of it).
 SAFE_MODE_MS = 600000
 _SAFE_MODE_SLEEP_MS = 3600000
+# After Ctrl-C the REPL has no watchdog: a stray Ctrl-C (a USB host's 0x03) must not silence
+# the node for good, so it starts again after this long unless someone stays.
+_REPL_MS = 1800000
 
 
 def safe_start(boot_pin):
@@ -154,9 +157,9 @@ def start(rtc_memory, woke, boot_pin, make_hardware):
     boot_pin: the BOOT button (machine.Pin, pulled up); make_hardware(cfg, watchdog_ms) ->
     (uart, wlan, wdt, stay_awake_pin or None, timer), made by main.py.
 
-    Returns None to stay in the REPL (bad config, BOOT held, Ctrl-C), or ("safe", repl_ms,
-    sleep_ms) after repeated crashes: the REPL for repl_ms, then main.py resets (sleep_ms None)
-    or deep-sleeps sleep_ms. A battery wake ends in machine.deepsleep() and does not return.
+    Returns None to stay in the REPL (bad config, BOOT held), or ("safe", repl_ms, sleep_ms)
+    after repeated crashes or a Ctrl-C: the REPL for repl_ms, then main.py resets (sleep_ms
+    None) or deep-sleeps sleep_ms. A battery wake ends in machine.deepsleep() and does not return.
     Otherwise (mains, or a battery node told to stay awake) the first cycle is done and it
     returns (node, platform, timer, rtc_memory) for device.run_mains."""
     from rtcstate import RtcState
@@ -165,8 +168,9 @@ def start(rtc_memory, woke, boot_pin, make_hardware):
     if state.repl:
         state.repl = False
         state.save(rtc_memory)
-        log("REPL, as asked with Ctrl-C (no watchdog running); reset to start the node")
-        return None
+        log("REPL, as asked with Ctrl-C (no watchdog running); the node starts again in %d min"
+            " (machine.Timer(0).deinit() to stay)" % (_REPL_MS // 60000))  # fmt: skip
+        return ("safe", _REPL_MS, None)
     cfg = load_config()
     if cfg is None:
         return None

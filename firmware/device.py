@@ -89,6 +89,7 @@ class Esp32Platform:
         if self._clock_due is not None and time.ticks_diff(self._clock_due, now) > 0:
             return
         if not self.wlan.isconnected():
+            self._clock_due = None  # due when Wi-Fi is back (a stale tick could wrap meanwhile)
             return
         ok = set_clock()
         self._clock_due = time.ticks_add(now, _RESYNC_MS if ok else _RETRY_MS)

@@ -35,7 +35,7 @@ _SLOT = const(24)
 _NODE_FMT = "<IH6sIIHIHI"
 _NODE_AT = const(264)  # _HEAD + SLOTS * _SLOT
 # Reading block after the node block, 300 bytes: the reading of this wake while it is being
-# published, so a reset in the radio phase (watchdog, brownout) does not lose it: the next boot
+# published, so a reset in the radio phase (watchdog, crash) does not lose it: the next boot
 # moves it into the flash buffer. flags u8 (bit 0 held, bit 1 time known), entries u8,
 # reserved u16, time u32, uptime u32, then per value: id hash u32, length u8 (255: null), text.
 _READING_FMT = "<BBHII"

@@ -15,8 +15,10 @@ _MIN_SLEEP_MS = 1000
 # DISCONNECT and the last QoS 0 diag, and the broker would then publish the "offline" will
 # between wakes. A short, bounded pause lets them leave.
 _FLUSH_MS = 100
-# The RTC drifts in deep sleep: NTP again when the last sync is this old (and at a cold start).
+# The RTC drifts in deep sleep: NTP again when the last sync is this old (and at a cold start);
+# after a failed try, not before _NTP_RETRY_S (each try costs up to a second of radio).
 _RESYNC_S = 86400
+_NTP_RETRY_S = 3600
 
 
 def discovery_hash(node):
@@ -87,7 +89,7 @@ def run(node, state, hw, log=print, save=None):
     known_hash = state.units_hash if state.discovery_published else None
     held = state.held_reading([s[0] for s in node.sensors])
     if held is not None:
-        # The last wake was reset while publishing (watchdog, brownout at a transmit peak):
+        # The last wake was reset while publishing (the watchdog, a crash):
         # its reading goes to the flash buffer and out on history.
         log("wake: keeping the reading of a wake that did not finish")
         node.keep(held)
@@ -113,11 +115,13 @@ def run(node, state, hw, log=print, save=None):
     if elapsed >= state.net_retry_at:
         hw.feed()
         if hw.wifi_connect(state, deadline):
-            if not clock_known(hw.wall_time()) or (
-                elapsed - state.clock_synced_at >= _RESYNC_S or not state.clock_synced_at
-            ):
-                if hw.sync_clock():  # a cold start, or a day since the last sync
+            since = elapsed - state.clock_synced_at
+            if (not state.clock_synced_at or since >= _RESYNC_S
+                    or (since >= _NTP_RETRY_S and not clock_known(hw.wall_time()))):  # fmt: skip
+                if hw.sync_clock():  # a cold start, a day since the last sync, or a retry
                     state.clock_synced_at = max(1, elapsed)
+                else:  # as if synced a little under a day ago: the next try in an hour
+                    state.clock_synced_at = max(1, elapsed - _RESYNC_S + _NTP_RETRY_S)
             left_s = clock.ticks_diff(deadline, clock.ticks_ms()) // 1000
             node.mqtt.timeout_s = max(1, min(10, left_s))
             try:

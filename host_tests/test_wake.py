@@ -172,10 +172,26 @@ def test_the_clock_is_synced_again_a_day_later(tmp_path):
     assert w.hw.clock_syncs == 2  # the RTC drifts in deep sleep: NTP again after 24 h
 
 
+def test_ntp_that_does_not_answer_is_tried_again_hourly_not_every_wake(tmp_path):
+    w = World(str(tmp_path / "buf"))
+    w.hw.clock_set = False
+    w.hw.ntp_down = True
+    for _ in range(4):  # an hour of 15-minute wakes
+        w.wake()
+    assert w.hw.clock_syncs == 1  # each try costs up to a second of radio
+    w.hw.ntp_down = False
+    for _ in range(2):
+        w.wake()
+    assert w.hw.clock_syncs == 2 and w.hw.clock_set  # tried again an hour later
+    w.wake()  # (a wake reads the meter before Wi-Fi: the first reading with a time)
+    states = [json.loads(p) for p in w.on("state")]
+    assert states[0]["clock"] == "unknown" and states[-1]["time"].startswith("2026-11-23T")
+
+
 def test_a_reset_while_publishing_keeps_the_reading_for_history(tmp_path):
     w = World(str(tmp_path / "buf"))
     w.wake()
-    w.hw.reset_in_radio = True  # a brownout at the first transmit: the wake never finishes
+    w.hw.reset_in_radio = True  # a watchdog reset at the first transmit: the wake never ends
     ms, _ = w.wake()
     assert ms == "reset"
     assert RtcState.unpack(w.rtc).reading is not None  # that wake's reading: in RTC memory only

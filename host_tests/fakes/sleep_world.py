@@ -27,7 +27,7 @@ BATTERY_CONFIG = {
 
 
 class Reset(BaseException):
-    """The board resets in the middle of a wake (watchdog, brownout): nothing after it runs."""
+    """The board resets in the middle of a wake (the watchdog, a crash; RTC memory kept): nothing after it runs."""
 
 
 class FakeHw:
@@ -45,8 +45,9 @@ class FakeHw:
         self.feeds = 0
         self.clock_syncs = 0
         self.clock_set = True  # False: a cold start before NTP (wall_time reads 2000-01-01)
-        self.reset_in_radio = False  # True: the next connect ends in a reset (brownout, WDT)
+        self.reset_in_radio = False  # True: the next connect ends in a reset (the watchdog)
         self.reset_at_wifi_off = False  # True: the next wake resets just before Wi-Fi goes off
+        self.ntp_down = False  # True: NTP does not answer
 
     def wifi_connect(self, state, deadline):
         t0 = self.clock.ticks_ms()
@@ -58,7 +59,7 @@ class FakeHw:
         self.clock.sleep_ms(300 if cached else 1500)  # a scan costs; BSSID+channel do not
         if self.reset_in_radio:
             self.reset_in_radio = False
-            raise Reset("brownout at the first transmit")
+            raise Reset("watchdog reset at the first transmit")
         state.bssid, state.channel = b"\x02\x11\x22\x33\x44\x55", 6
         self.connects.append((cached, self.clock.ticks_ms() - t0))
         self.network = True
@@ -66,6 +67,8 @@ class FakeHw:
 
     def sync_clock(self):
         self.clock_syncs += 1
+        if self.ntp_down:
+            return False
         self.clock_set = True
         return True
 
