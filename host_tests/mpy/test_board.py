@@ -217,6 +217,13 @@ def test_mains_clock_kept_by_ntp_retried_while_unknown_then_daily():
     assert len(ntptime.CALLS) == 2
     left = time.ticks_diff(p._clock_due, time.ticks_ms())
     assert 86390000 < left <= 86400000, left  # then once a day: the RTC drifts
+    wlan._connected = False
+    p._clock_due = time.ticks_add(time.ticks_ms(), -1)  # due while Wi-Fi is down
+    p.keep_clock()
+    assert p._clock_due is None  # due when Wi-Fi is back: no stale tick to wrap meanwhile
+    wlan._connected = True
+    p.keep_clock()
+    assert len(ntptime.CALLS) == 3
 
 
 def test_bad_config_stays_in_the_repl():
