@@ -193,7 +193,9 @@ def steps(app_from=None):
     yield
     resident_state = resident - (gc.mem_alloc() - before)
     # Fakes and the virtual meter come from source and are test scaffolding: measured apart.
-    _host_codec()
+    import host_codec
+
+    host_codec.load()  # what the virtual meter needs beyond the board's kmp
     from node_harness import Harness
 
     h = Harness()
@@ -357,22 +359,6 @@ def _app_path(app_dirs):
             keep.append(p)
     sys.path.clear()
     sys.path.extend(app_dirs + keep)
-
-
-def _host_codec():
-    """The virtual meter (scaffolding) uses host-only codec modules, which the board does not
-    carry (Makefile HOST_ONLY): load them from the source tree as submodules of the app's kmp."""
-    import kmp
-
-    sys.path.insert(0, "lib/kmp")
-    try:
-        for name in ("messages", "strict"):
-            if "kmp." + name not in sys.modules:
-                sys.modules["kmp." + name] = mod = __import__(name)
-                setattr(kmp, name, mod)
-                del sys.modules[name]
-    finally:
-        sys.path.pop(0)
 
 
 def _check_imported_from(prefixes, modules):

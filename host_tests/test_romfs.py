@@ -44,16 +44,9 @@ sys.path.insert(0, "/rom/lib")  # a ROMFS firmware puts /rom/lib on sys.path its
 with open(sys.argv[2]) as f:
     exec(f.read(), {})  # boot.py: /rom/firmware before /firmware
 
-# The virtual meter (test scaffolding) uses host-only codec modules, which the image does not
-# carry (nor does the board): load them from the source tree as submodules of the image's kmp.
-import kmp
+import host_codec
 
-sys.path.insert(0, "lib/kmp")
-for name in ("messages", "strict"):
-    sys.modules["kmp." + name] = mod = __import__(name)
-    setattr(kmp, name, mod)
-    del sys.modules[name]
-sys.path.pop(0)
+host_codec.load()  # the virtual meter's host-only codec modules: the image (like a board) has none
 
 import device  # noqa: F401  (the ESP32 runtime, over the fake machine)
 import loop  # noqa: F401
