@@ -134,7 +134,7 @@ def _boot(w, cache=CONFIG_CACHE):
     mqtt = MqttLink(w.make_client, cfg, w.clock, w.log)
     node = Node(cfg, link, mqtt, w.clock, w.wall_time, w.platform, w.log,
                 LazyBuffer("/tmp/bench_resident", 672))  # fmt: skip
-    for name in ("board", "rtcstate", "settings", "config", "kmp.registers"):
+    for name in ("board", "rtcstate", "settings", "jsonfile", "config", "kmp.registers"):
         sys.modules.pop(name, None)
     return node
 

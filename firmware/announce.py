@@ -110,17 +110,8 @@ def load(path):
 
 
 def save(path, topics):
-    """Write then rename, as settings.write: a power cut leaves the old record or the new."""
-    import os
+    """The record, written atomically (jsonfile); if the flash refuses, the removals are
+    published again next time."""
+    import jsonfile
 
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "w") as f:
-            json.dump(topics, f)
-        try:
-            os.rename(tmp, path)  # LittleFS and POSIX replace the old file in one step
-        except OSError:
-            os.remove(path)  # FAT does not rename over a file
-            os.rename(tmp, path)
-    except OSError:
-        pass  # flash full or read-only: the removals are published again next time
+    jsonfile.write(path, topics)

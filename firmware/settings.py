@@ -78,17 +78,8 @@ def load(path="config.json", cache="config.cache", target="esp32"):
 
 
 def write(cache, key, cfg):
-    """Write then rename: a power cut leaves the old cache or the new one, never half."""
-    import os
+    """The cache, written atomically (jsonfile); if the flash refuses, the next boot validates
+    again."""
+    import jsonfile
 
-    tmp = cache + ".tmp"
-    try:
-        with open(tmp, "w") as f:
-            json.dump({"key": key, "config": cfg}, f)
-        try:
-            os.rename(tmp, cache)  # LittleFS replaces the old one in one step
-        except OSError:
-            os.remove(cache)  # FAT does not rename over a file
-            os.rename(tmp, cache)
-    except OSError:
-        pass  # flash full or read-only: the next boot validates again
+    jsonfile.write(cache, {"key": key, "config": cfg})
