@@ -55,6 +55,29 @@ def test_nine_registers_message_names_the_limit():
         frame.request_get_registers(list(range(9)))
 
 
+@pytest.mark.parametrize("cid", [-1, 256, 0x1FF, "16"])
+def test_encode_frame_rejects_a_cid_outside_a_byte(cid):
+    with pytest.raises(RequestError, match="CID: expected 0..255"):
+        frame.encode_frame(0x3F, cid)
+
+
+@pytest.mark.parametrize(
+    "cid, name", [(frame.CID_GET_TYPE, "GetType"), (frame.CID_GET_SERIAL, "GetSerialNo")]
+)
+def test_get_type_and_serial_requests_carry_no_data(cid, name):
+    # KMP 6.2.1/6.2.2: the request is the CID alone; a request with bytes after it is refused.
+    import kmptool
+
+    wire = frame.encode_frame(0x3F, cid, b"foo")
+    with pytest.raises(RequestError, match=name + " request: expected no data bytes, got 3"):
+        kmptool.decode(wire)
+    with pytest.raises(RequestError, match="expected no data bytes"):
+        kmptool.decode(bytes((cid,)) + b"foo", "application", request=True)
+    assert kmptool.decode(frame.encode_frame(0x3F, cid)) == {
+        "address": 0x3F, "cid": cid, "request": True
+    }
+
+
 def test_assembler_skips_echo_and_stray_zeros():
     req = frame.request_get_registers([0x3C])
     resp = response([(0x3C, 8, 12345, -3)])

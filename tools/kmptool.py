@@ -73,6 +73,8 @@ def application_json(cid, data, request=False):
         out["request"] = True
         if cid == frame.CID_GET_REGISTER:
             out["rids"] = messages.parse_register_request(data)
+        elif cid in (frame.CID_GET_TYPE, frame.CID_GET_SERIAL):
+            messages.check_plain_request(cid, data)
         elif data:
             out["data"] = bytes(data).hex()
         return out

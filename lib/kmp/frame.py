@@ -69,8 +69,10 @@ def stuff(data):
 
 def encode_frame(address, cid, data=b"", start=START_TO_METER):
     """Whole wire frame for dst, CID and data: CRC appended, stuffed, wrapped in start..stop."""
-    if not 0 <= address <= 0xFF:
+    if not isinstance(address, int) or not 0 <= address <= 0xFF:
         raise RequestError("address: expected 0..255, got %r" % (address,))
+    if not isinstance(cid, int) or not 0 <= cid <= 0xFF:
+        raise RequestError("CID: expected 0..255, got %r" % (cid,))
     body = bytearray((address, cid))
     body.extend(data)
     crc = crc16(body)

@@ -67,6 +67,15 @@ def parse_registers(data):
     return records.parse_registers(data, Register)
 
 
+def check_plain_request(cid, data):
+    """GetType (0x01) and GetSerialNo (0x02) requests carry no data (KMP 6.2.1, 6.2.2)."""
+    if data:
+        raise RequestError(
+            "%s request: expected no data bytes, got %d"
+            % ("GetType" if cid == 0x01 else "GetSerialNo", len(data))
+        )
+
+
 def parse_register_request(data):
     """Register ids of a GetRegister request payload (used by the meter simulator)."""
     if len(data) < 1:
