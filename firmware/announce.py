@@ -46,7 +46,8 @@ def state_path(node):
 
 def announce(node):
     """Publish discovery (when enabled), an empty retained config for every topic announced
-    before that the node no longer has, and units, all retained; True when all went out."""
+    before that the node no longer has, and units, all retained; True when all went out.
+    Before the meter's first answer: the diagnostic entities only, and no units."""
     from node import DIAG_EVERY
 
     mq = node.cfg["mqtt"]
@@ -90,9 +91,10 @@ def announce(node):
                 remembered.append(topic)
     if path is not None and (not recorded or sorted(remembered) != sorted(known)):
         save(path, remembered)
-    topic, payload = discovery.units_message(mq["base_topic"], node.node_id, sensors)
-    if not node.mqtt.publish(topic, payload, True, 1):
-        return False
+    if node.units:  # (before the meter's first answer there are none: the retained ones stay)
+        topic, payload = discovery.units_message(mq["base_topic"], node.node_id, sensors)
+        if not node.mqtt.publish(topic, payload, True, 1):
+            return False
     node.discovery_sent = True
     return True
 

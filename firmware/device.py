@@ -7,6 +7,7 @@
 import gc
 import sys
 import time
+from binascii import hexlify
 
 import machine
 from umqtt.simple import MQTTClient  # frozen into the ESP32 v1.29 firmware
@@ -53,6 +54,8 @@ class Esp32Platform:
         self.wdt = wdt
         self.wifi = cfg["wifi"]
         self.boots = boots
+        # The node's default id: the base MAC, fixed for the board's life (node.default_node_id)
+        self.board_id = hexlify(machine.unique_id()).decode()
         self.clock = time
         self.wall_time = time.time
         self._pin = stay_pin  # machine.Pin with pull-up, held low to stay awake; or None

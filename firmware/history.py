@@ -33,5 +33,13 @@ def send(node):
         if last is not None:
             buf.ack(last)
         if last is None or last != batch[-1].seq:
+            _logged(node, sent)
             return False
+    _logged(node, sent)
     return True
+
+
+def _logged(node, sent):
+    if sent:
+        left = node.buffer.pending()
+        node.log("history: %d buffered reading(s) delivered, %d still waiting" % (sent, left))

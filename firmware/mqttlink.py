@@ -12,7 +12,7 @@ except ImportError:  # CPython
         return x
 
 
-FIRMWARE_VERSION = "0.2.0"
+FIRMWARE_VERSION = "0.3.0"
 
 _BACKOFF_FIRST_S = 2
 _BACKOFF_MAX_S = 300
@@ -21,6 +21,26 @@ _BACKOFF_MAX_S = 300
 # itself, so poll() sends a PINGREQ after half of it without sending anything.
 KEEPALIVE_S = const(60)
 _PING_AFTER_MS = const(KEEPALIVE_S * 500)
+
+
+# What a CONNACK refusal (MQTT 3.1.1, 3.2.2.3) means to a user; umqtt and the host client raise
+# MQTTException(code).
+_REFUSED = (
+    None,
+    "the broker does not accept MQTT 3.1.1",
+    "the broker rejects the client id (node_id)",
+    "the broker is unavailable",
+    "bad user name or password: check mqtt.user and mqtt.password",
+    "not authorised: check mqtt.user and mqtt.password",
+)
+
+
+def _explain(e):
+    """One line for the log and diag: a refusal in words, anything else as type and text."""
+    code = e.args[0] if type(e).__name__ == "MQTTException" and e.args else None
+    if isinstance(code, int) and 0 < code < len(_REFUSED):
+        return "refused (CONNACK %d): %s" % (code, _REFUSED[code])
+    return "%s: %s" % (type(e).__name__, e)
 
 
 class MqttLink:
@@ -44,6 +64,7 @@ class MqttLink:
         self.subscriptions = ()
         self.timeout_s = 10  # socket deadline for connect and QoS 1 acks (a wake may lower it)
         self._sent = 0  # clock.ticks_ms() of the last packet sent (keepalive)
+        self._attempts = 0  # failed connection attempts since the last connect
         self.pings = 0
 
     def configure(self, status_topic, subscriptions=()):
@@ -82,18 +103,25 @@ class MqttLink:
             for topic in self.subscriptions:
                 client.subscribe(topic, 1)
         except Exception as e:  # OSError, MQTTException: the broker or network said no
-            self._failed(e)
+            self._attempts += 1
+            self._failed(e, "connect to %s:%d: " % (mq["host"], mq["port"]))
             return False
         self.connected = True
         self.connects += 1
+        if self._backoff_s:
+            self._log("mqtt: connected to %s:%d again%s" % (mq["host"], mq["port"],
+                      ", after %d failed attempt(s)" % self._attempts if self._attempts else ""))  # fmt: skip
+        elif self.connects == 1:
+            self._log("mqtt: connected to %s:%d" % (mq["host"], mq["port"]))
+        self._attempts = 0
         self._sent = self._clock.ticks_ms()
         self._backoff_s = 0
         self._next_try = None
         return True
 
-    def _failed(self, e):
+    def _failed(self, e, doing=""):
         self.failures += 1
-        self.last_error = "%s: %s" % (type(e).__name__, e)
+        self.last_error = doing + _explain(e)
         self._log("mqtt: %s" % self.last_error)
         self.drop()
         # Exponential backoff with jitter, so a fleet does not reconnect in lockstep.

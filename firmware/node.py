@@ -7,7 +7,7 @@ import gc
 import sys
 
 from guard import TotalsGuard
-from kmp.errors import KmpError, NoAnswer
+from kmp.errors import KmpError, NoAnswer, PortError
 from mqttlink import FIRMWARE_VERSION
 from timefmt import clock_known, iso_utc
 
@@ -21,8 +21,16 @@ DIAG_EVERY = 5
 # Registers judged unsupported are asked for again once a day: the judgement may have been a
 # hiccup of the optical link, or the meter was swapped.
 RECHECK_UNSUPPORTED_MS = 86400000
+# last_error is at most this long (HA shows 255 characters of a state).
+_ERROR_CHARS = 240
 _TOTAL = 0  # kmp.registers.TOTAL (a test keeps them equal)
 _MEASURE = 1  # kmp.registers.MEASURE
+
+
+def default_node_id(board_id):
+    """The node id when config.json leaves it empty: the board's own (the ESP32's MAC, or a
+    host's id), so it is there from the first boot, whatever the meter does."""
+    return "kmp2mqtt_%s" % board_id
 
 
 def forget_modules(*names):
@@ -74,7 +82,9 @@ class Node:
         self.meter_type = None
         self.sw_revision = None
         self.serial = None
-        self.node_id = cfg["node_id"] or None
+        # Known before the meter ever answers (a head not aligned yet must still be reported),
+        # and never changed by what the meter says: one Home Assistant device from the start.
+        self.node_id = cfg["node_id"] or default_node_id(platform.board_id)
         self.units = {}  # id -> (unit_code, exponent) as the meter reports them
         self.discovery_sent = False
         self.ha_status = None  # Home Assistant's status topic, when its birth is listened for
@@ -100,6 +110,15 @@ class Node:
         self.history_sent = 0
         self.lost = 0  # readings neither published nor buffered (no buffer, flash error)
         self._diag_seen = None  # what the last diag said about the things that matter
+        subs = (self.topic("cmd"),)
+        mq = cfg["mqtt"]
+        if mq["discovery"] and not cfg["battery"]["deep_sleep"]:
+            # HA says "online" here when it (re)starts: a broker that lost the retained
+            # configs gets them again. (A sleeping node cannot listen: its configs are retained.)
+            self.ha_status = mq["discovery_prefix"] + "/status"
+            subs += (self.ha_status,)
+        mqtt.configure(self.topic("status"), subs)
+        mqtt.on_message = self.on_command
 
     # -- topics --------------------------------------------------------------------------------
 
@@ -122,25 +141,17 @@ class Node:
             self.serial = self.link.get_serial()
         except KmpError as e:
             self._error("identity: %s" % e)
-            self._meter_answered(not isinstance(e, NoAnswer))
+            self._meter_answered(not isinstance(e, (NoAnswer, PortError)),
+                                 isinstance(e, PortError))  # fmt: skip
             return False
         self.set_identity(self.meter_type, self.sw_revision, self.serial)
         return True
 
     def set_identity(self, meter_type, sw_revision, serial):
-        """Known identity (read now, or kept in RTC memory across deep sleep)."""
+        """Known identity (read now, or kept in RTC memory across deep sleep). The device
+        announced to HA gets the meter's model and serial: discovery goes out again."""
         self.meter_type, self.sw_revision, self.serial = meter_type, sw_revision, serial
-        if self.node_id is None:
-            self.node_id = "kamstrup_%d" % serial
-        subs = (self.topic("cmd"),)
-        mq = self.cfg["mqtt"]
-        if mq["discovery"] and not self.cfg["battery"]["deep_sleep"]:
-            # HA says "online" here when it (re)starts: a broker that lost the retained
-            # configs gets them again. (A sleeping node cannot listen: its configs are retained.)
-            self.ha_status = mq["discovery_prefix"] + "/status"
-            subs += (self.ha_status,)
-        self.mqtt.configure(self.topic("status"), subs)
-        self.mqtt.on_message = self.on_command
+        self.discovery_sent = False
         self.log("meter: type 0x%04X sw %s serial %d" % (meter_type, sw_revision, serial))
 
     # -- one cycle -----------------------------------------------------------------------------
@@ -148,7 +159,7 @@ class Node:
     def read(self):
         """Read the meter; returns {id: exact decimal text or None}."""
         res = self.link.read(self.rids)
-        self._meter_answered(not res.no_answer)
+        self._meter_answered(not (res.no_answer or res.port_error), res.port_error)
         if res.error is not None:
             self.read_failures += 1
             self._error("meter: %s" % res.error)
@@ -168,10 +179,14 @@ class Node:
             values[sid] = reg.text()
         return values
 
-    def _meter_answered(self, answered):
+    def _meter_answered(self, answered, port_error=False):
         self.meter_reachable = answered
         if answered:
             self.no_answer_streak = 0
+            return
+        if port_error:
+            # The head is unplugged or the UART failed: asking costs the meter nothing, and
+            # the next cycle must find the head as soon as it is back. No backoff.
             return
         self.no_answer_streak += 1
         if self.no_answer_streak >= NO_ANSWER_BACKOFF_AFTER:
@@ -186,15 +201,18 @@ class Node:
             self.skip_reads -= 1
             return False
         self.read_requested = False
-        if not self.identify():
-            return False
-        t = self.clock.ticks_ms()
-        if self.clock.ticks_diff(t, self._recheck_at) >= 0:
-            self.link.forget_unsupported()
-            self._recheck_at = self.clock.ticks_add(t, RECHECK_UNSUPPORTED_MS)
-        self.platform.feed()
-        values = self.read()
-        self.platform.feed()
+        if self.identify():
+            t = self.clock.ticks_ms()
+            if self.clock.ticks_diff(t, self._recheck_at) >= 0:
+                self.link.forget_unsupported()
+                self._recheck_at = self.clock.ticks_add(t, RECHECK_UNSUPPORTED_MS)
+            self.platform.feed()
+            values = self.read()
+            self.platform.feed()
+        else:  # the meter said nothing yet (or the port failed): a reading of nulls says so
+            values = {}
+            for s in self.sensors:
+                values[s[0]] = None
         now = self.wall_time()
         self.pending = (values, int(now) if clock_known(now) else None, self.uptime_s())
         self.last_state = (values, self.pending[1])
@@ -251,12 +269,14 @@ class Node:
             self._error("buffer: %s: %s" % (type(e).__name__, e))
 
     def _connect_and_announce(self):
-        if self.node_id is None or not self.platform.network_up():
+        if not self.platform.network_up():
             return False
         if not self.mqtt.connect(self.node_id):
             return False
-        if self.discovery_sent or not self.units:
+        if self.discovery_sent:
             return True
+        # Before the meter has answered this announces the diagnostic entities (Meter not
+        # answering, Last error, ...); the sensors follow once their units are known.
         before = set(sys.modules)
         import announce
 
@@ -350,14 +370,20 @@ class Node:
                 self.discovery_sent = False  # announce again with the next cycle
             return True  # not a command: neither counted nor an error
         before = set(sys.modules)
-        import commands
-
         try:
+            import commands
+
             return commands.handle(self, msg)
+        except Exception as e:  # MemoryError on the board: never out into the MQTT session
+            self.command_errors += 1
+            self._error("command: %s" % type(e).__name__)
+            return False
         finally:
             forget_new_modules(before)
 
     def _error(self, text):
         self.errors += 1
+        if len(text) > _ERROR_CHARS:  # bounded in diag and the log, whatever caused it
+            text = text[:_ERROR_CHARS] + "..."
         self.last_error = text
         self.log(text)

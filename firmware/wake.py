@@ -106,8 +106,10 @@ def run(node, state, hw, log=print, save=None):
     if node.pending is not None and save is not None and state.hold_reading(*node.pending):
         save()  # from here until it is on the broker or in the buffer, a reset cannot lose it
     announced_hash = discovery_hash(node)
-    if known_hash is not None and node.units and announced_hash == known_hash:
-        node.discovery_sent = True  # announced on an earlier wake, nothing changed since
+    if known_hash is not None and (announced_hash == known_hash or not node.units):
+        # announced on an earlier wake and nothing changed since; or the meter did not answer
+        # this wake: what was announced stands
+        node.discovery_sent = True
 
     # 2. The network, unless backing off after failed wakes.
     published = announced = False
@@ -150,8 +152,10 @@ def run(node, state, hw, log=print, save=None):
         state.wake_failures = 0
         state.backoff_s = 0
         state.net_retry_at = 0
-        if node.units:  # (a wake the meter did not answer announces nothing and changes nothing)
+        if node.units or not state.discovery_published:
             # the hash of what this wake's discovery said, also when a command came after it
+            # (a wake the meter did not answer changes nothing once something was announced;
+            # before the meter's first answer that is the diagnostic entities)
             state.discovery_published = announced
             state.units_hash = announced_hash if announced else 0
     elif elapsed >= state.net_retry_at:

@@ -19,10 +19,31 @@ from mqttlink import MqttLink
 from node import Node
 
 
+def host_board_id(config_path):
+    """The node's default id on a host: 12 hex digits from the machine's id and the config
+    file's path, fixed while both are (two nodes on one host have two config files)."""
+    import hashlib
+    import socket
+
+    machine = socket.gethostname()
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            with open(path) as f:
+                machine = f.read().strip() or machine
+            break
+        except OSError:
+            continue
+    key = "%s|%s" % (machine, os.path.abspath(config_path))
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
 class HostPlatform:
     """Board facts on a host: no radio, no heap to speak of, no watchdog."""
 
     boots = 1
+
+    def __init__(self, board_id):
+        self.board_id = board_id
 
     def rssi(self):
         return None
@@ -88,15 +109,17 @@ def main(argv=None):
         print("kmp2mqtt: %s:\n%s" % (args.config, e), file=sys.stderr)
         return 2
     meter = cfg["meter"]
+    # Not fatal: an unplugged head is a meter fault the node reports (status, diag) while it
+    # tries the port again every cycle, until the head is plugged in.
+    uart = SerialUart(meter["port"], open_now=False)
     try:
-        uart = SerialUart(meter["port"])
-    except Exception as e:  # serial.SerialException, OSError
-        print("kmp2mqtt: cannot open meter.port %s: %s" % (meter["port"], e), file=sys.stderr)
-        return 1
+        uart.any()
+    except OSError as e:
+        log("meter.port: %s; retrying every cycle" % e)
     link = MeterLink(uart, meter["address"], timeout_ms=meter["timeout_ms"],
                      retries=meter["retries"])  # fmt: skip
     mqtt = MqttLink(make_client, cfg, ticks, log)
-    platform = HostPlatform()
+    platform = HostPlatform(host_board_id(args.config))
     # The buffer directory sits beside the config file unless given as an absolute path.
     buf_path = os.path.join(os.path.dirname(os.path.abspath(args.config)), cfg["buffer"]["path"])
     buffer = LazyBuffer(buf_path, cfg["buffer"]["capacity"])
@@ -115,7 +138,7 @@ def main(argv=None):
         loop.run(node, ticker, loop.Flag(), platform, should_stop=stop.is_set)
     finally:
         ticker.cancel()
-        if mqtt.connected and node.node_id is not None:
+        if mqtt.connected:
             # Going away on purpose: say so, then disconnect cleanly (no last will).
             mqtt.publish(node.topic("status"), b"offline", True, 1)
         mqtt.close()

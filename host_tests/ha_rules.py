@@ -305,3 +305,11 @@ def component_of(topic, prefix="homeassistant"):
     if not parts[1] or not set(parts[1]) <= _OBJECT_ID:
         raise AssertionError("object_id %r outside [a-zA-Z0-9_-]" % parts[1])
     return parts[0]
+
+
+def render(template, value_json):
+    """A value_template as Home Assistant renders it: sandboxed Jinja2, value_json = the parsed
+    payload (jinja2 is in requirements-dev.txt)."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    return ImmutableSandboxedEnvironment().from_string(template).render(value_json=value_json)

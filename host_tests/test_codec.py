@@ -74,7 +74,9 @@ def test_get_type_and_serial_requests_carry_no_data(cid, name):
     with pytest.raises(RequestError, match="expected no data bytes"):
         kmptool.decode(bytes((cid,)) + b"foo", "application", request=True)
     assert kmptool.decode(frame.encode_frame(0x3F, cid)) == {
-        "address": 0x3F, "cid": cid, "request": True
+        "address": 0x3F,
+        "cid": cid,
+        "request": True,
     }
 
 

@@ -15,6 +15,7 @@ import pytest
 import ha_rules
 from broker_fixtures import Subscriber, amqtt_broker, broker, mosquitto_broker  # noqa: F401
 from kmpsim import Simulator
+from node_process import NodeProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 SEVEN = ("heat_energy", "power", "temp1", "temp2", "temp_diff", "flow", "volume")
@@ -39,31 +40,6 @@ def write_config(tmp_path, brk, device, interval=5):
 
 def discovery(sub):
     return [m for m in sub.messages if m.topic.startswith("homeassistant/")]
-
-
-class NodeProcess:
-    def __init__(self, config_path, tmp_path):
-        self.log_path = tmp_path / "node.log"
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "main.py"), "--config", str(config_path)],
-            stdout=self.log, stderr=self.log, cwd=str(tmp_path),
-        )  # fmt: skip
-
-    def stop(self, sig=signal.SIGTERM, timeout=15):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.log.close()
-        return self.proc.returncode
-
-    def text(self):
-        self.log.flush()
-        return self.log_path.read_text()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ def state_of(h):
 def test_first_cycle_publishes_the_contract():
     h = Harness()
     h.cycle()
-    assert h.node.node_id == "kamstrup_67051653"
+    assert h.node.node_id == "kmp2mqtt_246f280a1b2c"
     r = h.broker.retained
     assert r[h.topic("status")] == b"online"
     client = h.clients[0]
@@ -50,7 +50,7 @@ def test_discovery_payloads_are_valid_for_home_assistant():
     kinds = {"heat_energy": "total", "volume": "total", "e8": "total"}
     for topic, cfg in configs.items():
         component = topic.split("/")[1]
-        sid = cfg["unique_id"].split("kamstrup_67051653_")[1]
+        sid = cfg["unique_id"].split("kmp2mqtt_246f280a1b2c_")[1]
         kind = None if cfg.get("entity_category") else kinds.get(sid, "measure")
         assert ha_rules.problems(cfg, component, kind) == [], (topic, cfg)
         assert "object_id" not in cfg and cfg["default_entity_id"].startswith(component + ".")
@@ -58,12 +58,12 @@ def test_discovery_payloads_are_valid_for_home_assistant():
         # readings expire after 3 intervals, diagnostics (sent every DIAG_EVERY cycles) later
         assert cfg["expire_after"] == (900 if cfg.get("entity_category") else 180)
         assert cfg["device"]["serial_number"] == "67051653"
-    e = configs["homeassistant/sensor/kamstrup_67051653_heat_energy/config"]
+    e = configs["homeassistant/sensor/kmp2mqtt_246f280a1b2c_heat_energy/config"]
     assert (e["device_class"], e["state_class"], e["unit_of_measurement"]) == (
         "energy", "total_increasing", "GJ")  # fmt: skip
-    td = configs["homeassistant/sensor/kamstrup_67051653_temp_diff/config"]
+    td = configs["homeassistant/sensor/kmp2mqtt_246f280a1b2c_temp_diff/config"]
     assert (td["device_class"], td["unit_of_measurement"]) == ("temperature_delta", "K")
-    fl = configs["homeassistant/sensor/kamstrup_67051653_flow/config"]
+    fl = configs["homeassistant/sensor/kmp2mqtt_246f280a1b2c_flow/config"]
     assert (fl["device_class"], fl["unit_of_measurement"]) == ("volume_flow_rate", "L/h")
 
 
@@ -132,13 +132,67 @@ def test_broker_outage_is_survived_and_recovered():
     assert h.broker.retained[h.topic("status")] == b"online"
 
 
-def test_identity_retried_until_the_meter_answers():
+def test_a_meter_silent_from_the_first_boot_is_reported_at_once():
+    # A new user's first boot: head not aligned yet. The node id is the board's, so status,
+    # diag and the diagnostic entities go out at once; the sensors wait for their units.
     h = Harness(asleep=True)
     h.cycle()
-    assert h.node.node_id is None and not h.broker.messages
+    assert h.node.node_id == "kmp2mqtt_246f280a1b2c"
+    r = h.broker.retained
+    assert r[h.topic("status")] == b"online"
+    diag = json.loads(r[h.topic("diag")])
+    assert diag["meter_reachable"] is False and "no answer" in diag["last_error"]
+    state = json.loads(r[h.topic("state")])
+    assert all(state[sid] is None for sid in SEVEN)
+    assert h.topic("units") not in r  # nothing known yet: no units to say
+    configs = {t: json.loads(p) for t, p in r.items() if t.startswith("homeassistant/")}
+    assert sorted(t.split("/")[1] for t in configs) == ["binary_sensor"] + ["sensor"] * 5
+    problem = configs["homeassistant/binary_sensor/kmp2mqtt_246f280a1b2c_meter_problem/config"]
+    assert ha_rules.render(problem["value_template"], diag) == "ON"  # "Meter not answering"
+    assert problem["device"]["identifiers"] == ["kmp2mqtt_246f280a1b2c"]
+    for topic, cfg in configs.items():
+        assert ha_rules.problems(cfg, topic.split("/")[1], None) == [], (topic, cfg)
+    # The head is aligned: same node, same device; the sensors and the meter's serial join it.
     h.line.asleep = False
     h.cycle()
-    assert h.node.node_id == "kamstrup_67051653" and h.topic("state") in h.broker.retained
+    assert h.node.node_id == "kmp2mqtt_246f280a1b2c"
+    assert json.loads(r[h.topic("diag")])["meter_reachable"] is True
+    assert json.loads(r[h.topic("state")])["heat_energy"] is not None
+    configs = {t: json.loads(p) for t, p in r.items() if t.startswith("homeassistant/")}
+    assert len(configs) == 8 + 6
+    for cfg in configs.values():
+        assert cfg["device"]["identifiers"] == ["kmp2mqtt_246f280a1b2c"]
+        assert cfg["device"]["serial_number"] == "67051653"
+    assert json.loads(r[h.topic("units")])["heat_energy"]["unit"] == "GJ"
+
+
+def test_an_unplugged_head_is_a_meter_fault_retried_every_cycle():
+    # A UART that raises (a USB head unplugged; a failing machine.UART): no traceback, no
+    # backoff (asking costs the meter nothing), nulls and the reason published, and the first
+    # cycle after it is back reads again.
+    h = Harness()
+    h.cycle()
+    unplugged = {"on": True}
+    real_write = h.uart.write
+
+    def write(buf):
+        if unplugged["on"]:
+            raise OSError(5, "Input/output error")
+        return real_write(buf)
+
+    h.uart.write = write
+    for _ in range(6):
+        h.cycle()
+    r = h.broker.retained
+    diag = json.loads(r[h.topic("diag")])
+    assert diag["meter_reachable"] is False and "Input/output error" in diag["last_error"]
+    assert diag["link"]["port_errors"] == 6 and diag["no_answer_streak"] == 0
+    assert all(v is None for k, v in json.loads(r[h.topic("state")]).items() if k in SEVEN)
+    assert not any("cycle:" in line for line in h.logs)  # a meter fault, not a crash
+    unplugged["on"] = False
+    h.cycle()
+    assert json.loads(r[h.topic("state")])["heat_energy"] is not None
+    assert json.loads(r[h.topic("diag")])["meter_reachable"] is True
 
 
 def test_configured_node_id_and_base_topic():
@@ -385,9 +439,45 @@ def test_commands_read_now_interval_stay_awake():
     assert node.commands == 3 and node.command_errors == 9 and node.interval == 60
 
 
+def test_hostile_commands_are_refused_with_a_bounded_quote():
+    h = Harness()
+    h.cycle()
+    node = h.node
+    deep = b"[" * 100000 + b"]" * 100000  # RecursionError in CPython's json, if parsed
+    huge_key = b'{"' + b"k" * 262144 + b'": 1}'
+    for bad in (deep, b"[" * 120 + b"]" * 120, huge_key, b"\xff\xfe{", b'{"x": 1}'):
+        assert not node.on_command(b"x", bad)
+        assert len(node.last_error) <= 300 and all(len(line) <= 300 for line in h.logs)
+    assert node.command_errors == 5 and "262151 bytes, a command is at most 256" in h.logs[-3]
+    assert h.logs[-1] == ('command rejected: unknown command "x"; expected read_now, stay_awake'
+                          " or interval")  # fmt: skip
+    # a long value inside the limit is quoted by its prefix only
+    assert not node.on_command(b"x", b'{"interval": "' + b"9" * 200 + b'"}')
+    assert '"' + "9" * 39 + "... (202 chars)" in node.last_error and len(node.last_error) < 300
+    # what a user reads: the accepted forms, the text as sent (no b'...')
+    assert not node.on_command(b"x", b'{"interval": "1 minute"}')
+    assert '"15min"' in node.last_error and '"1 minute"' in node.last_error
+    assert not node.on_command(b"x", b"read now")
+    assert "not JSON" in node.last_error and '{"read_now": true}' in node.last_error
+    assert node.on_command(b"x", b'{"read_now": true}')
+    assert h.logs[-1] == 'command: {"read_now": true}'
+    h.cycle()  # the session and the loop are unharmed
+    assert h.mqtt.connected and h.mqtt.connects == 1
+
+
+def test_a_retained_hostile_command_does_not_drop_the_session():
+    h = Harness()
+    h.broker.retained["kmp2mqtt/kmp2mqtt_246f280a1b2c/cmd"] = b"[" * 5000 + b"]" * 5000
+    for _ in range(5):
+        h.cycle()
+        h.mqtt.poll()
+    assert h.mqtt.connected and h.mqtt.connects == 1 and h.mqtt.failures == 0
+    assert h.node.command_errors >= 1 and "5000" not in "".join(h.logs)
+
+
 def test_retained_command_arrives_through_the_broker():
     h = Harness()
-    h.broker.retained["kmp2mqtt/kamstrup_67051653/cmd"] = b'{"interval": 300}'
+    h.broker.retained["kmp2mqtt/kmp2mqtt_246f280a1b2c/cmd"] = b'{"interval": 300}'
     h.cycle()  # connects and subscribes: the retained command is queued
     h.cycle()  # polled via check_msg in the loop; here the next cycle's publish path
     h.mqtt.poll()
@@ -480,13 +570,13 @@ def configs_in(h, messages=None):
 def test_interval_command_announces_the_new_expire_after():
     h = Harness()
     h.cycle()
-    e1 = "homeassistant/sensor/kamstrup_67051653_heat_energy/config"
+    e1 = "homeassistant/sensor/kmp2mqtt_246f280a1b2c_heat_energy/config"
     assert json.loads(h.broker.retained[e1])["expire_after"] == 180
     assert h.node.on_command(b"x", b'{"interval": 900}')
     h.cycle(advance_s=900)
     cfg = json.loads(h.broker.retained[e1])
     assert cfg["expire_after"] == 2700  # 3 x 15 min: not unavailable 12 of every 15 minutes
-    problem = "homeassistant/binary_sensor/kamstrup_67051653_meter_problem/config"
+    problem = "homeassistant/binary_sensor/kmp2mqtt_246f280a1b2c_meter_problem/config"
     assert json.loads(h.broker.retained[problem])["expire_after"] == 2700 * 5  # diag every 5th
     n = len(h.broker.messages)
     assert h.node.on_command(b"x", b'{"interval": "15min", "read_now": true}')  # no change
@@ -549,9 +639,9 @@ def test_a_dropped_sensor_is_removed_from_home_assistant(tmp_path):
     h2 = reboot(h, tmp_path, sensors=sensors, custom=[])
     n = len(h.broker.messages)
     h2.cycle()
-    assert removed(h2, n) == ["homeassistant/sensor/kamstrup_67051653_e8/config",
-                              "homeassistant/sensor/kamstrup_67051653_volume/config"]  # fmt: skip
-    assert h.broker.retained["homeassistant/sensor/kamstrup_67051653_volume/config"] == b""
+    assert removed(h2, n) == ["homeassistant/sensor/kmp2mqtt_246f280a1b2c_e8/config",
+                              "homeassistant/sensor/kmp2mqtt_246f280a1b2c_volume/config"]  # fmt: skip
+    assert h.broker.retained["homeassistant/sensor/kmp2mqtt_246f280a1b2c_volume/config"] == b""
     assert len(json.loads(record.read_text())) == 12
     # the same config again: nothing removed, the record not rewritten (flash wear)
     inode = record.stat().st_ino
@@ -570,7 +660,7 @@ def test_a_sensor_not_read_yet_keeps_its_entity(tmp_path):
     n = len(h.broker.messages)
     h2.cycle()
     assert removed(h2, n) == []
-    assert "homeassistant/sensor/kamstrup_67051653_temp_diff/config" in json.loads(
+    assert "homeassistant/sensor/kmp2mqtt_246f280a1b2c_temp_diff/config" in json.loads(
         (tmp_path / "buf.discovery").read_text())  # fmt: skip
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from broker_fixtures import Subscriber, mosquitto_tls
 from kmpsim import Simulator
-from test_e2e import NodeProcess
+from node_process import NodeProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 USER = "node"
@@ -146,6 +146,10 @@ def test_refused_node_keeps_running_and_never_shows_the_password(tls_broker, met
         try:
             text = _refused(node)
             assert ("certificate verify failed" in text) == (case == "wrong_ca"), text
+            if case == "wrong_password":  # in words, not "MQTTException: 5"
+                assert (
+                    "refused (CONNACK 5): not authorised: check mqtt.user and mqtt.password" in text
+                ), text
         finally:
             rc = node.stop()
         assert rc == 0, node.log_path.read_text()

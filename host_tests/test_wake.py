@@ -40,7 +40,7 @@ def test_discovery_once_unless_the_units_change(tmp_path):
     w.meter._enc[0x3C] = (3, 4, -3)  # the meter now reports energy in MWh
     w.wake()
     e1 = [json.loads(m[1]) for m in w.broker.messages
-          if m[0] == "homeassistant/sensor/kamstrup_67051653_heat_energy/config"]  # fmt: skip
+          if m[0] == "homeassistant/sensor/kmp2mqtt_246f280a1b2c_heat_energy/config"]  # fmt: skip
     assert [c["unit_of_measurement"] for c in e1] == ["GJ", "MWh"]
 
 
@@ -101,10 +101,10 @@ def test_wake_deadline_holds_when_the_broker_hangs(tmp_path):
 def test_retained_stay_awake_command_keeps_the_node_up(tmp_path):
     w = World(str(tmp_path / "buf"))
     w.wake()
-    w.broker.retained["kmp2mqtt/kamstrup_67051653/cmd"] = b'{"stay_awake": true}'
+    w.broker.retained["kmp2mqtt/kmp2mqtt_246f280a1b2c/cmd"] = b'{"stay_awake": true}'
     ms, node = w.wake()
     assert ms is None and node.stay_awake
-    w.broker.retained["kmp2mqtt/kamstrup_67051653/cmd"] = b'{"stay_awake": false}'
+    w.broker.retained["kmp2mqtt/kmp2mqtt_246f280a1b2c/cmd"] = b'{"stay_awake": false}'
     ms, _ = w.wake()
     assert ms is not None
 
@@ -119,9 +119,9 @@ def test_maintenance_pin_keeps_the_node_up(tmp_path):
 def test_interval_command_persists_across_sleeps(tmp_path):
     w = World(str(tmp_path / "buf"))
     w.wake()
-    w.broker.retained["kmp2mqtt/kamstrup_67051653/cmd"] = b'{"interval": "1h"}'
+    w.broker.retained["kmp2mqtt/kmp2mqtt_246f280a1b2c/cmd"] = b'{"interval": "1h"}'
     w.wake()
-    del w.broker.retained["kmp2mqtt/kamstrup_67051653/cmd"]
+    del w.broker.retained["kmp2mqtt/kmp2mqtt_246f280a1b2c/cmd"]
     ms, node = w.wake()
     assert node.interval == 3600 and ms + w.awake_ms[-1] == 3_600_000
 
@@ -222,7 +222,7 @@ def test_a_reset_after_the_reading_is_out_does_not_buffer_it_again(tmp_path, bro
 
 # -- discovery across deep sleep: announced again when what it says changes ----------------------
 
-E1 = "homeassistant/sensor/kamstrup_67051653_heat_energy/config"
+E1 = "homeassistant/sensor/kmp2mqtt_246f280a1b2c_heat_energy/config"
 
 
 def configs_of_last_wake(w, since):
@@ -234,9 +234,9 @@ def test_interval_command_is_announced_on_the_next_wake(tmp_path):
     w = World(str(tmp_path / "buf"))
     w.wake()
     assert json.loads(w.broker.retained[E1])["expire_after"] == 2700
-    w.broker.retained["kmp2mqtt/kamstrup_67051653/cmd"] = b'{"interval": "1h"}'
+    w.broker.retained["kmp2mqtt/kmp2mqtt_246f280a1b2c/cmd"] = b'{"interval": "1h"}'
     w.wake()  # the command arrives after this wake's publish
-    del w.broker.retained["kmp2mqtt/kamstrup_67051653/cmd"]
+    del w.broker.retained["kmp2mqtt/kmp2mqtt_246f280a1b2c/cmd"]
     n = len(w.broker.messages)
     w.wake()
     sent = configs_of_last_wake(w, n)
@@ -308,7 +308,7 @@ def test_a_battery_node_does_not_listen_for_home_assistant(tmp_path):
     make = w.make_client
     w.make_client = lambda *a: clients.append(make(*a)) or clients[-1]
     w.wake()
-    assert clients[-1].subs == ["kmp2mqtt/kamstrup_67051653/cmd"]
+    assert clients[-1].subs == ["kmp2mqtt/kmp2mqtt_246f280a1b2c/cmd"]
 
 
 def test_disconnect_has_time_to_leave_before_wifi_goes_off(tmp_path, monkeypatch):

@@ -204,15 +204,27 @@ def _open_link(args):
     from host.serial_uart import SerialUart
     from kmp.link import MeterLink
 
-    uart = SerialUart(args.port)
+    try:
+        uart = SerialUart(args.port)
+    except OSError as e:  # one clear line, not pyserial's traceback
+        print("kmptool: %s (is the IR head plugged in? --port names it)" % e, file=sys.stderr)
+        return None, None
     link = MeterLink(uart, address=args.address, timeout_ms=args.timeout_ms, retries=args.retries)
     return uart, link
 
 
-def _fail_link(e):
-    from kmp.errors import NoAnswer
+def _fail_link(e, rids=()):
+    from kmp.errors import NoAnswer, PortError
 
-    if isinstance(e, NoAnswer):
+    if e is None:
+        print(
+            "kmptool: the meter answered without %s: it does not have %s"
+            % (", ".join("0x%04X" % r for r in rids), "it" if len(rids) == 1 else "them"),
+            file=sys.stderr,
+        )
+    elif isinstance(e, PortError):
+        print("kmptool: %s" % e, file=sys.stderr)
+    elif isinstance(e, NoAnswer):
         print(
             "kmptool: %s (is the IR head aligned and the optical eye awake? press a meter "
             "button to wake it)" % e,
@@ -230,6 +242,8 @@ def cmd_read(args):
         print("kmptool: %s" % e, file=sys.stderr)
         return 2
     uart, link = _open_link(args)
+    if uart is None:
+        return 1
     try:
         res = link.read(rids)
     finally:
@@ -262,12 +276,14 @@ def cmd_read(args):
             % (c["requests"], c["bytes_tx"], c["bytes_rx"], c["last_exchange_ms"])
         )
     if not res.values:
-        return _fail_link(res.error)
+        return _fail_link(res.error, rids)
     return 0
 
 
 def cmd_serial(args):
     uart, link = _open_link(args)
+    if uart is None:
+        return 1
     try:
         serial_no = link.get_serial()
     except KmpError as e:
@@ -280,6 +296,8 @@ def cmd_serial(args):
 
 def cmd_type(args):
     uart, link = _open_link(args)
+    if uart is None:
+        return 1
     try:
         meter_type, sw = link.get_type()
     except KmpError as e:

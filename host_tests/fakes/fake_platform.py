@@ -7,6 +7,7 @@ import gc
 class FakePlatform:
     def __init__(self):
         self.boots = 1
+        self.board_id = "246f280a1b2c"  # an ESP32's MAC in hex (machine.unique_id())
         self.feeds = 0
         self.network = True
         self.clock_keeps = 0

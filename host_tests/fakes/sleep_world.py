@@ -42,6 +42,7 @@ class FakeHw:
         self.pin = False
         self.connects = []  # (cached, ms) per attempt
         self.boots = 1
+        self.board_id = "246f280a1b2c"
         self.feeds = 0
         self.clock_syncs = 0
         self.clock_set = True  # False: a cold start before NTP (wall_time reads 2000-01-01)
@@ -147,6 +148,6 @@ class World:
             self.meter.advance_ms(ms + self.awake_ms[-1])
         return ms, node
 
-    def on(self, leaf, node_id="kamstrup_67051653"):
+    def on(self, leaf, node_id="kmp2mqtt_246f280a1b2c"):
         t = "kmp2mqtt/%s/%s" % (node_id, leaf)
         return [m[1] for m in self.broker.messages if m[0] == t]

@@ -32,6 +32,13 @@ class Stop(BaseException):
     """Ends a mains-loop test after some timer arms."""
 
 
+UNIQUE_ID = b"\x24\x6f\x28\x0a\x1b\x2c"  # an ESP32's base MAC (Espressif OUI 24:6F:28)
+
+
+def unique_id():
+    return UNIQUE_ID
+
+
 def reset_cause():
     return RESET_CAUSE
 

@@ -65,7 +65,7 @@ def test_mains_mode_reads_and_publishes():
     assert uart_id == 1 and kw["baudrate"] == 1200 and kw["bits"] == 8
     assert kw["parity"] is None and kw["stop"] == 2 and kw["rx"] == 13 and kw["tx"] == 15
     topics = [m[0] for m in simple.BROKER.messages]
-    assert "kmp2mqtt/kamstrup_67051653/state" in topics
+    assert "kmp2mqtt/kmp2mqtt_246f280a1b2c/state" in topics
     client = simple.MADE[-1]
     assert client.user == "node" and client.password == "s3cret" and client.server == "192.168.1.2"
     from rtcstate import RtcState
@@ -87,7 +87,7 @@ def test_battery_wake_reads_publishes_and_deep_sleeps():
     assert isinstance(ms, int) and 880000 < ms <= 900000, ms
     assert machine.WDTS[-1] == 35000  # wake deadline + margin
     assert network.CONNECTS[-1]["bssid"] == b"\x02\x11\x22\x33\x44\x55"  # scanned, cached
-    state = json.loads(simple.BROKER.last("kmp2mqtt/kamstrup_67051653/state"))
+    state = json.loads(simple.BROKER.last("kmp2mqtt/kmp2mqtt_246f280a1b2c/state"))
     assert state["heat_energy"] is not None
     assert simple.BROKER.wills == []
     from rtcstate import RtcState
@@ -101,12 +101,12 @@ def test_battery_stay_awake_command_runs_the_mains_loop():
     cfg = dict(CONFIG)
     cfg["update_interval"] = "15min"
     cfg["battery"] = {"deep_sleep": True}
-    simple.BROKER.retained["kmp2mqtt/kamstrup_67051653/cmd"] = b'{"stay_awake": true}'
+    simple.BROKER.retained["kmp2mqtt/kmp2mqtt_246f280a1b2c/cmd"] = b'{"stay_awake": true}'
     board = _setup(cfg, machine.DEEPSLEEP_RESET)
     try:
         assert _main(board) == "stopped"  # no deep sleep: the loop ran until the test stopped it
     finally:
-        del simple.BROKER.retained["kmp2mqtt/kamstrup_67051653/cmd"]
+        del simple.BROKER.retained["kmp2mqtt/kmp2mqtt_246f280a1b2c/cmd"]
     from rtcstate import RtcState
 
     assert RtcState.unpack(machine.RTC_MEMORY).stay_awake is True

@@ -174,7 +174,7 @@ def _configs(h, since):
 def test_interval_command_and_home_assistant_birth_announce_again():
     h = Harness()
     h.cycle()
-    e1 = "homeassistant/sensor/kamstrup_67051653_heat_energy/config"
+    e1 = "homeassistant/sensor/kmp2mqtt_246f280a1b2c_heat_energy/config"
     assert json.loads(h.broker.retained[e1])["expire_after"] == 180
     assert h.node.on_command(b"t", b'{"interval": 900}')
     n = len(h.broker.messages)
@@ -215,10 +215,47 @@ def test_removed_sensors_and_renames_leave_no_ghosts():
     h2.cycle()
     sent = _configs(h2, n)
     gone = [t for t in sent if sent[t] is None]
-    assert len(gone) == 14 and all("kamstrup_67051653_" in t for t in gone), gone
+    assert len(gone) == 14 and all("kmp2mqtt_246f280a1b2c_" in t for t in gone), gone
     assert len([t for t in sent if sent[t] is not None]) == 13
     with open("/tmp/ghost_buf.discovery") as f:
         assert sorted(json.load(f)) == sorted(t for t in sent if sent[t] is not None)
+
+
+def test_silent_meter_from_the_first_boot_is_reported():
+    h = Harness(asleep=True)
+    h.cycle()
+    r = h.broker.retained
+    assert h.node.node_id == "kmp2mqtt_246f280a1b2c" and r[h.topic("status")] == b"online"
+    assert json.loads(r[h.topic("diag")])["meter_reachable"] is False
+    configs = [t for t in r if t.startswith("homeassistant/")]
+    assert len(configs) == 6 and h.topic("units") not in r
+    h.line.asleep = False
+    h.cycle()
+    assert len([t for t in r if t.startswith("homeassistant/")]) == 14
+    assert json.loads(r[h.topic("state")])["heat_energy"] is not None
+
+
+def test_uart_errors_and_hostile_commands():
+    h = Harness()
+    h.cycle()
+    write = h.uart.write
+
+    def broken(buf):
+        raise OSError(5)
+
+    h.uart.write = broken
+    h.cycle()
+    diag = json.loads(h.broker.retained[h.topic("diag")])
+    assert diag["meter_reachable"] is False and diag["link"]["port_errors"] == 1
+    h.uart.write = write
+    h.cycle()
+    assert json.loads(h.broker.retained[h.topic("diag")])["meter_reachable"] is True
+    for bad in (b"[" * 3000 + b"]" * 3000, b'{"' + b"k" * 5000 + b'": 1}', b"[" * 100 + b"]" * 100,
+                b"\xff{", b'{"interval": "1 minute"}'):  # fmt: skip
+        assert not h.node.on_command(b"x", bad)
+        assert len(h.node.last_error) < 300
+    assert '"15min"' in h.node.last_error and h.node.command_errors == 5
+    assert h.node.on_command(b"x", b'{"read_now": true}')
 
 
 run(globals(), "node")

@@ -65,7 +65,7 @@ def test_a_reset_while_publishing_keeps_the_reading():
 def test_stay_awake_command():
     w = World(_dir("wake3"))
     w.wake()
-    w.broker.retained["kmp2mqtt/kamstrup_67051653/cmd"] = b'{"stay_awake": true}'
+    w.broker.retained["kmp2mqtt/kmp2mqtt_246f280a1b2c/cmd"] = b'{"stay_awake": true}'
     ms, node = w.wake()
     assert ms is None and node.stay_awake
 
@@ -90,9 +90,9 @@ def test_config_edits_and_interval_commands_are_announced_once():
     e1 = [json.loads(m[1]) for m in sent() if "heat_energy" in m[0]]
     assert e1[0]["name"] == "District heat"
     assert sent() == []
-    w.broker.retained["kmp2mqtt/kamstrup_67051653/cmd"] = b'{"interval": "1h"}'
+    w.broker.retained["kmp2mqtt/kmp2mqtt_246f280a1b2c/cmd"] = b'{"interval": "1h"}'
     w.wake()
-    del w.broker.retained["kmp2mqtt/kamstrup_67051653/cmd"]
+    del w.broker.retained["kmp2mqtt/kmp2mqtt_246f280a1b2c/cmd"]
     e1 = [json.loads(m[1]) for m in sent() if "heat_energy" in m[0]]
     assert e1[0]["expire_after"] == 10800
     assert sent() == []

@@ -32,3 +32,8 @@ class RequestError(KmpError):
 
 class NoAnswer(KmpError):
     """The meter sent nothing at all: optical eye asleep, head misaligned, wrong wiring."""
+
+
+class PortError(KmpError):
+    """The serial port itself failed (a USB head unplugged, a UART that raises): a meter fault
+    like a silent meter, but one that costs the meter nothing, so it is not backed off."""

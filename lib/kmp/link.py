@@ -8,7 +8,7 @@
 # host, a fake in tests.
 
 from kmp import frame, records
-from kmp.errors import CrcError, FrameError, KmpError, NoAnswer
+from kmp.errors import CrcError, FrameError, KmpError, NoAnswer, PortError
 
 _RX_CHUNK = 32
 # At least one byte time after the last response byte before the next request (DOC section 2.1).
@@ -31,6 +31,7 @@ class ReadResult:
         self.unsupported = []  # the meter answers without them: not asked again
         self.error = None  # the last error, when something failed
         self.no_answer = False  # nothing at all was answered this time
+        self.port_error = False  # because the port itself failed (PortError)
 
 
 class MeterLink:
@@ -80,6 +81,7 @@ class MeterLink:
         self.timeouts = 0
         self.crc_errors = 0
         self.frame_errors = 0
+        self.port_errors = 0
         self.retries_done = 0
         self.bytes_tx = 0
         self.bytes_rx = 0
@@ -94,6 +96,7 @@ class MeterLink:
             "timeouts": self.timeouts,
             "crc_errors": self.crc_errors,
             "frame_errors": self.frame_errors,
+            "port_errors": self.port_errors,
             "retries": self.retries_done,
             "bytes_tx": self.bytes_tx,
             "bytes_rx": self.bytes_rx,
@@ -133,8 +136,9 @@ class MeterLink:
             if error is None:
                 heard = True
                 continue
-            if not heard and isinstance(error, NoAnswer):
-                result.no_answer = True
+            if isinstance(error, PortError) or (not heard and isinstance(error, NoAnswer)):
+                result.no_answer = not heard
+                result.port_error = isinstance(error, PortError)
                 result.error = error
                 break  # an asleep meter will not answer the next request either
             heard = True
@@ -187,7 +191,7 @@ class MeterLink:
         """Registers absent from a valid response are asked once more on their own; those of
         a failed exchange (or when the meter did not answer at all) are just missing this time."""
         for chunk, _ in plan:
-            bad = result.no_answer or (failed is not None and chunk in failed)
+            bad = result.no_answer or result.port_error or (failed is not None and chunk in failed)
             for rid in chunk:
                 if rid in result.values or rid in self.unsupported:
                     continue
@@ -249,6 +253,9 @@ class MeterLink:
                 value = parse(self._exchange(request, cid))
                 self._failed_at = None
                 return value
+            except PortError as e:
+                self.last_error = "PortError: %s" % e
+                raise  # no retry: the port will not be back within this exchange
             except KmpError as e:
                 if error is None or not isinstance(e, NoAnswer):
                     error = e
@@ -257,6 +264,13 @@ class MeterLink:
         raise error
 
     def _exchange(self, request, cid):
+        try:
+            return self._exchange_on_port(request, cid)
+        except OSError as e:  # pyserial's SerialException is one; so is a failing machine.UART
+            self.port_errors += 1
+            raise PortError("serial port: %s" % (e,))
+
+    def _exchange_on_port(self, request, cid):
         clock = self._clock
         uart = self._uart
         self._drain()
@@ -336,6 +350,13 @@ class MeterLink:
 
     def _wait_quiet(self):
         """After a failure the meter discards requests until it has heard nothing for 1.6 s."""
+        try:
+            self._wait_quiet_on_port()
+        except OSError as e:
+            self.port_errors += 1
+            raise PortError("serial port: %s" % (e,))
+
+    def _wait_quiet_on_port(self):
         clock = self._clock
         deadline = clock.ticks_add(clock.ticks_ms(), 3 * self.quiet_ms)  # a babbling line ends too
         while True:
