@@ -68,6 +68,20 @@ def test_asleep_meter_exits_1_with_a_hint():
     assert "no answer from the meter" in r.stderr and "IR head" in r.stderr
 
 
+@pytest.mark.parametrize("cmd", ["read", "serial", "type"])
+def test_a_missing_port_is_one_clear_line(cmd, tmp_path):
+    r = kmptool(cmd, "--port", str(tmp_path / "ttyUSB9"))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert "cannot open %s" % (tmp_path / "ttyUSB9") in r.stderr and "IR head" in r.stderr
+
+
+def test_a_register_the_meter_lacks_is_named(sim):
+    r = kmptool("read", "--port", sim.device, "0xEA60")
+    assert r.returncode == 1 and "None" not in r.stderr
+    assert "the meter answered without 0xEA60: it does not have it" in r.stderr
+
+
 def test_unknown_register_name_is_a_usage_error(sim):
     r = kmptool("read", "--port", sim.device, "heat_enrgy")
     assert r.returncode == 2 and "unknown register 'heat_enrgy'" in r.stderr

@@ -312,8 +312,16 @@ def test_outage_readings_arrive_on_history_in_order(tmp_path):
 
     h = Harness(buffer_path=str(tmp_path / "buf"))
     h.cycle()
+    seen = []
+    h.node.log = h.mqtt._log = seen.append
     read = outage(h, 12) + recover(h)
     history = [json.loads(p, parse_float=Decimal) for p in h.on("history")]
+    # the log says when the broker is back and what the backlog delivered
+    again = [line for line in seen if line.startswith("mqtt: connected to 127.0.0.1:1883 again")]
+    assert len(again) == 1 and "failed attempt(s)" in again[0], seen
+    delivered_lines = [line for line in seen if line.startswith("history: ")]
+    assert delivered_lines[-1].endswith("delivered, 0 still waiting"), delivered_lines
+    assert sum(int(line.split()[1]) for line in delivered_lines) == len(history)
     states = [json.loads(p, parse_float=Decimal) for p in h.on("state")]
     assert len(history) >= 12 and [m["seq"] for m in history] == list(range(1, len(history) + 1))
     # every reading reached the broker exactly once: on history (missed) or state (live)
