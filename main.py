@@ -39,7 +39,7 @@ def run_on_esp32():
     # Startup is over: its code (and the RTC state and wake code it used) leaves RAM; the
     # config validator already went in board.load_config().
     del board
-    for name in ("board", "rtcstate", "wake"):
+    for name in ("board", "rtcstate", "wake", "fingerprint"):
         sys.modules.pop(name, None)
     gc.collect()
     if running is not None:

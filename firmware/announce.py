@@ -47,8 +47,28 @@ def state_path(node):
 def announce(node):
     """Publish discovery (when enabled), an empty retained config for every topic announced
     before that the node no longer has, and units, all retained; True when all went out.
-    Before the meter's first answer: the diagnostic entities only, and no units."""
+    Before the meter's first answer: the diagnostic entities only, and no units.
+
+    A slow broker may end a cycle's MQTT time in the middle: node.announce_progress (the
+    fingerprint of what is announced, messages already out) lets the next cycle go on from
+    there instead of starting over, as long as nothing the messages say has changed."""
+    from fingerprint import discovery_hash
     from node import DIAG_EVERY
+
+    fp = discovery_hash(node)
+    progress = node.announce_progress
+    skip = progress[1] if progress is not None and progress[0] == fp else 0
+    out = [0]
+
+    def send(topic, payload):
+        if out[0] < skip:
+            out[0] += 1
+            return True  # went out in an earlier cycle of this same announcement
+        if not node.mqtt.publish(topic, payload, True, 1):
+            node.announce_progress = (fp, out[0])
+            return False
+        out[0] += 1
+        return True
 
     mq = node.cfg["mqtt"]
     prefix = mq["discovery_prefix"]
@@ -71,7 +91,7 @@ def announce(node):
     for topic in known:
         if topic in keep:
             remembered.append(topic)
-        elif not node.mqtt.publish(topic, "", True, 1):
+        elif not send(topic, ""):
             return False  # the record stays as it was: removed again next time
     if mq["discovery"]:
         for topic, payload in discovery.discovery_messages(
@@ -85,7 +105,7 @@ def announce(node):
             ha_version=mq["ha_version"],
             diag_every=DIAG_EVERY,
         ):
-            if not node.mqtt.publish(topic, payload, True, 1):
+            if not send(topic, payload):
                 return False
             if topic not in remembered:
                 remembered.append(topic)
@@ -93,9 +113,10 @@ def announce(node):
         save(path, remembered)
     if node.units:  # (before the meter's first answer there are none: the retained ones stay)
         topic, payload = discovery.units_message(mq["base_topic"], node.node_id, sensors)
-        if not node.mqtt.publish(topic, payload, True, 1):
+        if not send(topic, payload):
             return False
     node.discovery_sent = True
+    node.announce_progress = None
     return True
 
 

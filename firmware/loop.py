@@ -4,6 +4,9 @@
 from timefmt import seconds_to_next
 
 _IDLE_MS = 50
+# Without align, the next read is an interval after this one started (not after it ended: a
+# slow cycle must not stretch the interval), but never sooner than this after it ended.
+_MIN_GAP_MS = 1000
 
 
 class Flag:
@@ -37,13 +40,18 @@ def run(node, ticker, flag, platform, should_stop=None, max_cycles=None, read_fi
         platform.feed()
         # A timer tick, or a {"read_now": true} command that arrived while polling MQTT.
         if flag.take() or node.read_requested:
+            started = node.clock.ticks_ms()
             node.cycle()
             platform.keep_clock()  # NTP when due (the ESP32's RTC drifts; a host does nothing)
             cycles += 1
             if max_cycles is not None and cycles >= max_cycles:
                 break
             # node.interval: the configured one, or what an {"interval": ...} command set
-            delay_s = seconds_to_next(node.wall_time(), node.interval, align)
-            ticker.arm(delay_s * 1000, flag.set)
+            if align:
+                delay_ms = seconds_to_next(node.wall_time(), node.interval, True) * 1000
+            else:
+                spent = node.clock.ticks_diff(node.clock.ticks_ms(), started)
+                delay_ms = max(_MIN_GAP_MS, node.interval * 1000 - spent)
+            ticker.arm(delay_ms, flag.set)
         node.mqtt.poll()
         node.clock.sleep_ms(_IDLE_MS)

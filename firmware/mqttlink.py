@@ -65,6 +65,11 @@ class MqttLink:
         self.timeout_s = 10  # socket deadline for connect and QoS 1 acks (a wake may lower it)
         self._sent = 0  # clock.ticks_ms() of the last packet sent (keepalive)
         self._attempts = 0  # failed connection attempts since the last connect
+        # clock.ticks_ms() after which publish() sends nothing more (the cycle's share of the
+        # interval, set by the node), or None; deferred counts what it held back.
+        self.until = None
+        self.deferred = 0
+        self.ack_ms = 0  # how long the last QoS 1 publish took, PUBACK included
         self.pings = 0
 
     def configure(self, status_topic, subscriptions=()):
@@ -98,7 +103,9 @@ class MqttLink:
             if self.on_message is not None:
                 client.set_callback(self.on_message)
             client.set_last_will(self.status_topic, b"offline", True, 1)
+            t0 = self._clock.ticks_ms()
             client.connect(True, self.timeout_s)
+            self.ack_ms = self._clock.ticks_diff(self._clock.ticks_ms(), t0)  # a first estimate
             client.publish(self.status_topic, b"online", True, 1)
             for topic in self.subscriptions:
                 client.subscribe(topic, 1)
@@ -135,12 +142,22 @@ class MqttLink:
         the reading)."""
         if not self.connected:
             return False
+        clock = self._clock
+        t0 = clock.ticks_ms()
+        if self.until is not None:
+            # Would this one end after the cycle's share? A QoS 1 publish takes about as long
+            # as the last one did (its PUBACK). The session is fine, only slow: keep it.
+            if clock.ticks_diff(self.until, t0) <= (self.ack_ms if qos else 0):
+                self.deferred += 1
+                return False
         try:
             self.client.publish(topic, payload, retain, qos)
         except Exception as e:
             self._failed(e)
             return False
-        self._sent = self._clock.ticks_ms()
+        self._sent = clock.ticks_ms()
+        if qos:
+            self.ack_ms = clock.ticks_diff(self._sent, t0)
         return True
 
     def poll(self):

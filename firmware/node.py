@@ -21,6 +21,9 @@ DIAG_EVERY = 5
 # Registers judged unsupported are asked for again once a day: the judgement may have been a
 # hiccup of the optical link, or the meter was swapped.
 RECHECK_UNSUPPORTED_MS = 86400000
+# A cycle's MQTT work (connect, state, discovery, history, diag) may take this share of the
+# interval, in thousandths; what is left then waits for the next cycle, so reads stay on time.
+MQTT_SHARE_PER_MILLE = 750
 # last_error is at most this long (HA shows 255 characters of a state).
 _ERROR_CHARS = 240
 _TOTAL = 0  # kmp.registers.TOTAL (a test keeps them equal)
@@ -87,6 +90,7 @@ class Node:
         self.node_id = cfg["node_id"] or default_node_id(platform.board_id)
         self.units = {}  # id -> (unit_code, exponent) as the meter reports them
         self.discovery_sent = False
+        self.announce_progress = None  # (fingerprint, messages out) of a cut-short announce
         self.ha_status = None  # Home Assistant's status topic, when its birth is listened for
         self.pending = None  # (values, wall seconds or None, uptime s): read, not yet published
         self.last_state = None  # (values, time ISO or None) of the newest reading
@@ -222,14 +226,24 @@ class Node:
         """Read, publish, report. Never raises: a failed cycle is counted and the loop goes on."""
         t0 = self.clock.ticks_ms()
         self.cycles += 1
+        mqtt = self.mqtt
         try:
             self.take_reading()
+            # MQTT gets most of the interval, not more: a broker that acknowledges slowly
+            # must not hold up the next read. What does not go out waits for the next cycle.
+            mqtt.until = self.clock.ticks_add(t0, self.interval * MQTT_SHARE_PER_MILLE)
+            deferred = mqtt.deferred
             self.publish()
+            if mqtt.deferred != deferred:
+                self.log("mqtt: the broker is slow: the rest waits for the next cycle (a "
+                         "reading not out is buffered)")  # fmt: skip
         except Exception as e:  # MemoryError included: count it, go on
             self._error("cycle: %s: %s" % (type(e).__name__, e))
             if self.pending is not None:
                 self.keep(self.pending)
                 self.pending = None
+        finally:
+            mqtt.until = None
         self.last_cycle_ms = self.clock.ticks_diff(self.clock.ticks_ms(), t0)
         gc.collect()
 
@@ -241,12 +255,14 @@ class Node:
         # The reading stays in self.pending until it is on the broker or in the buffer: if
         # anything below raises (MemoryError loading discovery, say), cycle() keeps it.
         reading = self.pending
-        ok = self._connect_and_announce()
+        ok = self._connect()
         if ok and reading is not None:
-            ok = self._send_state(reading)
+            ok = self._send_state(reading)  # first: the reading is what matters most
         self.pending = None
         if not ok and reading is not None:
             self.keep(reading)
+        if ok:
+            ok = self._announce()
         if ok:
             ok = self._send_history()
         if ok:
@@ -268,11 +284,10 @@ class Node:
             self.lost += 1
             self._error("buffer: %s: %s" % (type(e).__name__, e))
 
-    def _connect_and_announce(self):
-        if not self.platform.network_up():
-            return False
-        if not self.mqtt.connect(self.node_id):
-            return False
+    def _connect(self):
+        return self.platform.network_up() and self.mqtt.connect(self.node_id)
+
+    def _announce(self):
         if self.discovery_sent:
             return True
         # Before the meter has answered this announces the diagnostic entities (Meter not
@@ -322,11 +337,13 @@ class Node:
                 self.buffer is not None and self.buffer.pending() > 0)  # fmt: skip
         if seen == self._diag_seen and self.cycles % DIAG_EVERY != 1:
             return True  # nothing new; the periodic one keeps HA's diagnostics fresh
-        self._diag_seen = seen
 
         topic, payload = payloads.diag_message(self.cfg["mqtt"]["base_topic"], self.node_id,
                                                self.diag())  # fmt: skip
-        return self.mqtt.publish(topic, payload, True, 0)
+        if not self.mqtt.publish(topic, payload, True, 0):
+            return False  # (a change not told yet is told next cycle)
+        self._diag_seen = seen
+        return True
 
     def diag(self):
         p = self.platform
@@ -367,7 +384,8 @@ class Node:
         ha = self.ha_status
         if ha is not None and (topic == ha or topic == ha.encode()):
             if msg == b"online":
-                self.discovery_sent = False  # announce again with the next cycle
+                self.discovery_sent = False  # announce again with the next cycle, all of it
+                self.announce_progress = None
             return True  # not a command: neither counted nor an error
         before = set(sys.modules)
         try:

@@ -4,8 +4,6 @@
 # cannot be published stays in the flash buffer and Wi-Fi is retried with backoff.
 # BATTERY.md 4.2-4.6 has the numbers behind this order.
 
-from binascii import crc32
-
 from timefmt import clock_known, seconds_to_next
 
 # Retained commands arrive right after SUBSCRIBE; this is how long a wake listens for them.
@@ -19,28 +17,6 @@ _FLUSH_MS = 100
 # after a failed try, not before _NTP_RETRY_S (each try costs up to a second of radio).
 _RESYNC_S = 86400
 _NTP_RETRY_S = 3600
-
-
-def discovery_hash(node):
-    """A CRC-32 of everything that shapes the discovery and units messages: the units the meter
-    reported, the interval (expire_after), ids and names, node id, topics, discovery on/off,
-    ha_version and our firmware version (origin). A wake re-announces only when it changes;
-    computed from what the node holds, without loading discovery.py."""
-    from mqttlink import FIRMWARE_VERSION
-
-    mq = node.cfg["mqtt"]
-    h = crc32(
-        ("%s|%s|%s|%s|%s|%s|%s|%s|%s|%s"
-         % (FIRMWARE_VERSION, node.node_id, mq["base_topic"], mq["discovery_prefix"],
-            mq["discovery"], mq["ha_version"], node.interval, node.meter_type, node.serial,
-            node.sw_revision)).encode()
-    )  # fmt: skip
-    for sid, rid, name, kind in node.sensors:
-        h = crc32(("|%s|%d|%s|%d" % (sid, rid, name, kind)).encode(), h)
-        unit = node.units.get(sid)
-        if unit is not None:
-            h = crc32(("|%d|%d" % unit).encode(), h)
-    return h
 
 
 def restore(node, state):
@@ -105,6 +81,8 @@ def run(node, state, hw, log=print, save=None):
         node._error("wake read: %s: %s" % (type(e).__name__, e))
     if node.pending is not None and save is not None and state.hold_reading(*node.pending):
         save()  # from here until it is on the broker or in the buffer, a reset cannot lose it
+    from fingerprint import discovery_hash
+
     announced_hash = discovery_hash(node)
     if known_hash is not None and (announced_hash == known_hash or not node.units):
         # announced on an earlier wake and nothing changed since; or the meter did not answer

@@ -161,3 +161,39 @@ def test_retained_hostile_command_leaves_the_session_alone(mosquitto_broker, tmp
     assert "a command is at most 256" in diags[-1]["last_error"]
     log = node.text()
     assert max(len(line) for line in log.splitlines()) < 400 and "Traceback" not in log
+
+
+def test_a_broker_that_acknowledges_slowly_does_not_hold_up_the_reads(mosquitto_broker, tmp_path):
+    # Everything mosquitto sends reaches the node a second late (CONNACK, every PUBACK and
+    # SUBACK): the node still reads every 5 s, and every reading arrives, once, in order.
+    from collections import namedtuple
+
+    from slow_proxy import SlowProxy
+
+    Brk = namedtuple("Brk", "host port")
+    with (
+        SlowProxy(mosquitto_broker.port, delay_s=1.0) as proxy,
+        Simulator(echo=True, time_scale=1.0) as sim,
+    ):
+        cfg = write_config(tmp_path, Brk("127.0.0.1", proxy.port), sim.device, node_id="slow")
+        with Subscriber(mosquitto_broker, ["kmp2mqtt/slow/#", "homeassistant/#"]) as sub:
+            node = NodeProcess(cfg, tmp_path)
+            try:
+                sub.wait_for("kmp2mqtt/slow/status", timeout=30, payload=b"online")
+                t0, r0 = time.monotonic(), sim.counters()["requests"]
+                time.sleep(40)
+                reads = sim.counters()["requests"] - r0  # one GetRegister request a reading
+                elapsed = time.monotonic() - t0
+                sub._wait(lambda: len(configs(sub, "slow")) == 7 + 6, 60, "13 configs")
+            except AssertionError:
+                print(node.text())
+                raise
+            finally:
+                assert node.stop() == 0, node.text()
+    assert proxy.connections == 1  # slow is not dead: the session was kept
+    assert reads >= elapsed / 5 - 2, (reads, elapsed, node.text())  # on time, give or take
+    got = [json.loads(m.payload) for m in sub.on("kmp2mqtt/slow/state")]
+    got += [json.loads(m.payload) for m in sub.on("kmp2mqtt/slow/history")]
+    times = [m["time"] for m in got]
+    assert len(times) == len(set(times))  # none twice
+    assert "the broker is slow" in node.text()

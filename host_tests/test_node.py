@@ -4,6 +4,8 @@
 import json
 from decimal import Decimal
 
+import pytest
+
 import ha_rules
 import loop
 from kmp import registers
@@ -721,3 +723,56 @@ def test_configs_under_the_old_lower_case_topics_are_removed_once(tmp_path):
     n = len(h.broker.messages)
     h2.cycle()
     assert removed(h2, n) == []  # recorded: once only
+
+
+@pytest.mark.parametrize("ack_ms", [1000, 3000])
+def test_a_broker_that_acknowledges_slowly_does_not_hold_up_the_reads(tmp_path, ack_ms):
+    # Every CONNACK/PUBACK/SUBACK late, a 5 s interval: MQTT gets 3/4 of a cycle, the reading
+    # first, and what does not fit (discovery, history, diag) waits for the next one, resumed
+    # where it stopped. No reading is lost, and the reads stay on their 5 s.
+    from timefmt import iso_utc
+
+    cfg = dict(BASE_CONFIG)
+    cfg["update_interval"] = 5
+    h = Harness(cfg, buffer_path=str(tmp_path / "buf"))
+    h.broker.ack_clock, h.broker.ack_delay_ms = h.clock, ack_ms
+    seen = []
+    h.node.log = seen.append
+    durations, read = [], []
+    for _ in range(40):
+        t0 = h.clock.now
+        h.meter.advance(5)
+        h.node.cycle()
+        read.append(h.node.last_state)
+        durations.append(h.clock.now - t0)
+        h.clock.now = max(h.clock.now, t0 + 5000)  # the next tick
+    # the first cycle connects (CONNACK, online, two SUBACKs); every later one fits
+    assert max(durations[1:]) <= 5000, durations
+    assert any("the broker is slow" in line for line in seen)
+    assert h.mqtt.connects == 1 and h.mqtt.failures == 0
+    states = [json.loads(p) for p in h.on("state")]
+    configs = [m for m in h.broker.messages if m[0].startswith("homeassistant/")]
+    if ack_ms == 3000:
+        # one QoS 1 message fits a cycle: the reading's, every cycle; discovery waits. The
+        # first cycle's connect took 12 s: its reading waits in the buffer for history.
+        assert [m["time"] for m in states] == [iso_utc(w) for _, w in read[1:]]
+        assert h.buffer.pending() == 1 and not configs
+        return
+    # discovery went out over several cycles, each config once (resumed, not restarted)
+    assert len({m[0] for m in configs}) == 14 and len(configs) == 14
+    assert h.node.discovery_sent and h.topic("units") in h.broker.retained
+    # every reading on state or history, once
+    got = states + [json.loads(p) for p in h.on("history")]
+    times = [m["time"] for m in got]
+    assert sorted(times) == sorted(iso_utc(w) for _, w in read) and len(set(times)) == len(read)
+
+
+def test_a_slow_cycle_does_not_stretch_the_interval():
+    cfg = dict(BASE_CONFIG)
+    cfg["update_interval"] = 10
+    h = Harness(cfg)
+    h.broker.ack_clock, h.broker.ack_delay_ms = h.clock, 1000  # every cycle takes seconds
+    ticker = FakeTicker(h.clock)
+    loop.run(h.node, ticker, loop.Flag(), h.platform, max_cycles=4)
+    # the next read is 10 s after this one started: the cycle's own time is taken off
+    assert len(ticker.armed) == 3 and all(1000 <= ms < 10000 for ms in ticker.armed), ticker.armed

@@ -21,6 +21,10 @@ class FakeBroker:
         # connection). Modelled by the socket-level fake (fakes_esp32/umqtt/simple.py).
         self.silent = False
         self.protocol_errors = []  # why the socket-level fake dropped a connection
+        # A slow broker: every acknowledged packet (CONNACK, PUBACK, SUBACK) comes this late,
+        # on ack_clock (a FakeClock) while the client waits.
+        self.ack_clock = None
+        self.ack_delay_ms = 0
 
     def deliver(self, topic, payload, retain=False):
         """A message from elsewhere (e.g. a retained command)."""
@@ -84,7 +88,12 @@ class FakeMqttClient:
         self.broker.connects += 1
         self.broker.clients.append(self)
         self._heard()
+        self._ack()
         return False
+
+    def _ack(self):
+        if self.broker.ack_clock is not None:
+            self.broker.ack_clock.sleep_ms(self.broker.ack_delay_ms)
 
     def _check(self, sends=True):
         """Before each call: the broker may have dropped us. sends: the call writes a packet
@@ -107,10 +116,13 @@ class FakeMqttClient:
         self.broker.messages.append((t, m, retain, qos))
         if retain:
             self.broker.retained[t] = m
+        if qos:
+            self._ack()
 
     def subscribe(self, topic, qos=0):
         self._check()
         t = _s(topic)
+        self._ack()
         self.subs.append(t)
         if t in self.broker.retained:
             self._incoming(t, self.broker.retained[t])
