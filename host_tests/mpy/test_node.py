@@ -86,7 +86,10 @@ def test_loop_runs_and_rearms():
     h = Harness(cfg)
     t = _Ticker()
     loop.run(h.node, t, loop.Flag(), h.platform, max_cycles=5)
-    assert h.node.cycles == 5 and t.armed == [300000] * 4
+    # an interval after each read started: the cycle's own time is taken off
+    assert h.node.cycles == 5 and len(t.armed) == 4
+    for ms in t.armed:
+        assert 290000 <= ms < 300000, t.armed
     assert h.platform.feeds >= 5
 
 
