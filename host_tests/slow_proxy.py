@@ -70,13 +70,13 @@ class SlowProxy:
             for s in (client, upstream):
                 s.settimeout(_POLL_S)
                 self._socks.append(s)
-            late = queue.Queue()
-            self._spawn(self._pump, client, upstream, None)
-            self._spawn(self._pump, upstream, client, late)
-            self._spawn(self._deliver_late, late, client, upstream)
+            for src, dst, delay in ((client, upstream, 0.0), (upstream, client, self.delay_s)):
+                late = queue.Queue()
+                self._spawn(self._receive, src, late, delay)
+                self._spawn(self._send, late, dst, src)
 
-    def _pump(self, src, dst, late):
-        """src -> dst at once, or into late (with the time it is due) for the delayed side."""
+    def _receive(self, src, late, delay):
+        """Everything src sends, into late with the time it is due (b"" at the end)."""
         while not self._stop.is_set():
             try:
                 data = src.recv(4096)
@@ -84,20 +84,12 @@ class SlowProxy:
                 continue
             except OSError:
                 data = b""
-            if late is not None:
-                late.put((time.monotonic() + self.delay_s, data))
-                if not data:
-                    return
-                continue
+            late.put((time.monotonic() + delay, data))
             if not data:
-                break
-            try:
-                dst.sendall(data)
-            except OSError:
-                break
-        _close(src, dst)
+                return
 
-    def _deliver_late(self, late, dst, src):
+    def _send(self, late, dst, src):
+        """What late holds, to dst when it is due; the end closes both sides."""
         while not self._stop.is_set():
             try:
                 due, data = late.get(timeout=_POLL_S)

@@ -43,6 +43,12 @@ def last_json(sub, topic):
     return json.loads(sub.on(topic)[-1].payload)
 
 
+def wait_good_state(sub, topic, timeout=30):
+    """Until a state with a heat energy reading arrives."""
+    sub._wait(lambda: any(json.loads(m.payload).get("heat_energy") is not None
+                          for m in sub.on(topic)), timeout, "a good state")  # fmt: skip
+
+
 def test_meter_silent_at_first_boot_is_reported_then_joins_the_same_device(
     mosquitto_broker, tmp_path
 ):
@@ -68,8 +74,7 @@ def test_meter_silent_at_first_boot_is_reported_then_joins_the_same_device(
                 # The user aligns the head: the same node and device get the sensors.
                 with sim.lock:
                     sim.line.asleep = False
-                sub._wait(lambda: any(json.loads(m.payload).get("heat_energy") is not None
-                                      for m in sub.on(base + "state")), 30, "a good state")  # fmt: skip
+                wait_good_state(sub, base + "state")
                 sub._wait(lambda: len(configs(sub, node_id)) == 7 + 6, 10, "13 configs")
                 sub._wait(lambda: last_json(sub, base + "diag")["meter_reachable"], 40,
                           "diag: meter reachable")  # fmt: skip
@@ -104,8 +109,7 @@ def test_usb_head_unplugged_and_plugged_back(mosquitto_broker, tmp_path):
             assert diag["meter_reachable"] is False and "cannot open" in diag["last_error"]
             with Simulator(echo=True, time_scale=0) as sim:
                 os.symlink(sim.device, link)  # plugged in
-                sub._wait(lambda: any(json.loads(m.payload).get("heat_energy") is not None
-                                      for m in sub.on(base + "state")), 30, "a good state")  # fmt: skip
+                wait_good_state(sub, base + "state")
                 good = len(sub.on(base + "state"))
             os.unlink(link)  # unplugged: the device is closed and gone
             t0 = time.monotonic()
