@@ -1,10 +1,14 @@
-# An embedded MQTT broker (amqtt) on 127.0.0.1, on its own asyncio loop in a daemon thread:
-# what `make demo` uses when no MQTT_HOST is given (a new user needs no broker of their own),
-# and what the tests run against.
+# A local MQTT broker on 127.0.0.1 for `make demo` (a new user needs no broker of their own)
+# and the tests: mosquitto as a subprocess when it is installed, else amqtt embedded on its own
+# asyncio loop in a daemon thread (pure Python, always installed with the dev requirements).
 
 import asyncio
 import gc
+import os
+import shutil
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 
@@ -53,8 +57,32 @@ def wait_listening(port, deadline, alive=lambda: True):
     return False
 
 
+def _filtering_broker_class():
+    """amqtt 0.12.1's Broker, with retained messages sent only for the connecting client's own
+    subscriptions. Its client_connected() replays the retained messages matching *every*
+    client's filters to each client that connects (`mosquitto_sub -t nothing/here` received the
+    node's retained topics, once per filter); MQTT 3.1.1 section 3.3.1.3 sends them only to a
+    matching subscription of that client."""
+    from amqtt.broker import Broker
+
+    class FilteringBroker(Broker):
+        async def _publish_retained_messages_for_subscription(self, subscription, session):
+            topic_filter = subscription[0]
+            for holder, qos in self._subscriptions.get(topic_filter, ()):
+                if holder.client_id == session.client_id:
+                    await super()._publish_retained_messages_for_subscription(
+                        (topic_filter, qos), session
+                    )
+                    return
+
+    return FilteringBroker
+
+
 class AmqttBroker:
-    """amqtt's Broker on a private event loop in a daemon thread."""
+    """amqtt's Broker (with retained messages filtered per client) on a private event loop in
+    a daemon thread."""
+
+    name = "amqtt"
 
     def __init__(self, port=None):
         self.host = HOST
@@ -65,8 +93,7 @@ class AmqttBroker:
         self._broker = None
 
     def start(self):
-        from amqtt.broker import Broker
-
+        broker_class = _filtering_broker_class()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, daemon=True, name="amqtt-broker"
@@ -90,7 +117,7 @@ class AmqttBroker:
             }
 
             async def boot(cfg=config):
-                self._broker = Broker(cfg, loop=self._loop)
+                self._broker = broker_class(cfg, loop=self._loop)
                 await self._broker.start()
 
             try:
@@ -140,3 +167,85 @@ async def _cancel_other_tasks():
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await asyncio.sleep(0.05)  # closing transports finish on the next loop iterations
+
+
+class MosquittoBroker:
+    """`mosquitto -c <conf>` as a subprocess, listening on 127.0.0.1 only, anonymous, without
+    persistence; its config and log live in a private folder removed by stop()."""
+
+    name = "mosquitto"
+
+    def __init__(self, port=None, exe=None):
+        self.host = HOST
+        self.fixed_port = port
+        self.port = None
+        self.exe = exe or shutil.which("mosquitto")
+        self.log_path = None
+        self._dir = None
+        self._proc = None
+
+    @staticmethod
+    def available():
+        return shutil.which("mosquitto") is not None
+
+    def start(self):
+        if self.exe is None:
+            raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
+        self._dir = tempfile.mkdtemp(prefix="kmp2mqtt-mosquitto-")
+        self.log_path = os.path.join(self._dir, "mosquitto.log")
+        conf = os.path.join(self._dir, "mosquitto.conf")
+        for _ in range(3):  # free_port() can race with another process: try a fresh port
+            self.port = self.fixed_port or free_port()
+            # mosquitto 2.x listens only where a listener says, and refuses anonymous clients
+            # unless allowed.
+            with open(conf, "w") as f:
+                f.write("listener %d %s\nallow_anonymous true\npersistence false\n"
+                        "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
+                        % (self.port, HOST))  # fmt: skip
+            with open(self.log_path, "ab") as log:
+                self._proc = subprocess.Popen([self.exe, "-c", conf], stdout=log,
+                                              stderr=subprocess.STDOUT,
+                                              stdin=subprocess.DEVNULL)  # fmt: skip
+            deadline = time.monotonic() + START_TIMEOUT_S
+            if wait_listening(self.port, deadline, lambda: self._proc.poll() is None):
+                return self
+            self._terminate()
+        log = self.log()
+        self.stop()
+        raise RuntimeError("mosquitto did not start: %s" % (log.strip() or "no output"))
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except (OSError, TypeError):
+            return ""
+
+    def _terminate(self, timeout_s=5.0):
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout_s)
+
+    def stop(self):
+        self._terminate()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def local_broker():
+    """The broker `make demo` starts: mosquitto when installed (what most users run), else
+    the embedded amqtt. Not started yet."""
+    return MosquittoBroker() if MosquittoBroker.available() else AmqttBroker()

@@ -2,7 +2,7 @@
 
     from broker_fixtures import amqtt_broker, mosquitto_broker, broker, Subscriber  # noqa: F401
 
-amqtt_broker      amqtt 0.12.1 in-process, on its own asyncio loop in a daemon thread
+amqtt_broker      amqtt 0.12.1 in-process (retained messages filtered per client: host/broker.py)
 mosquitto_broker  `mosquitto -c <conf>` as a subprocess; skips when mosquitto is not installed
 broker            parametrized over both
 Each yields a BrokerInfo(name, host, port). Every wait has a deadline.
@@ -11,7 +11,6 @@ Each yields a BrokerInfo(name, host, port). Every wait has a deadline.
 import contextlib
 import os
 import pwd
-import shutil
 import subprocess
 import threading
 import time
@@ -22,7 +21,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from host.broker import HOST, START_TIMEOUT_S, AmqttBroker, free_port
+from host.broker import HOST, START_TIMEOUT_S, AmqttBroker, MosquittoBroker, free_port
 from host.broker import wait_listening as _wait_listening
 
 BrokerInfo = namedtuple("BrokerInfo", "name host port")
@@ -46,36 +45,18 @@ def amqtt_broker():
 
 
 @pytest.fixture
-def mosquitto_broker(tmp_path):
-    exe = shutil.which("mosquitto")
-    if exe is None:
+def mosquitto_broker():
+    if not MosquittoBroker.available():
         pytest.skip("mosquitto not installed")
-    log_path = tmp_path / "mosquitto.log"
-    proc = None
-    for _ in range(3):
-        port = free_port()
-        conf = tmp_path / "mosquitto.conf"
-        # mosquitto 2.x: an explicit listener and allow_anonymous (TOOLING.md section 4).
-        conf.write_text(
-            "listener %d %s\nallow_anonymous true\npersistence false\nlog_dest stderr\n"
-            "log_type error\nlog_type warning\nlog_type notice\n" % (port, HOST)
-        )
-        log = open(log_path, "ab")
-        proc = subprocess.Popen(
-            [exe, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-        log.close()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        if _wait_listening(port, deadline, lambda p=proc: p.poll() is None):
-            break
-        _stop_process(proc)
-        proc = None
-    if proc is None:
-        pytest.fail("mosquitto did not start:\n" + log_path.read_text(errors="replace"))
+    b = MosquittoBroker()
     try:
-        yield BrokerInfo("mosquitto", HOST, port)
+        b.start()
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    try:
+        yield BrokerInfo("mosquitto", HOST, b.port)
     finally:
-        _stop_process(proc)
+        b.stop()
 
 
 @contextlib.contextmanager

@@ -3,7 +3,6 @@
 # none missing; when the buffer overflows exactly the oldest are dropped and counted.
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import pytest
 
 from broker_fixtures import Subscriber, free_port
 from buffer import Reading, ReadingBuffer
-from host.broker import HOST, AmqttBroker, wait_listening
+from host.broker import HOST, AmqttBroker, MosquittoBroker
 from kmpsim import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,35 +24,22 @@ class Broker:
     """A broker that can be stopped and started again on the same port."""
 
     def __init__(self, kind, tmp_path):
-        if kind == "mosquitto" and shutil.which("mosquitto") is None:
+        if kind == "mosquitto" and not MosquittoBroker.available():
             pytest.skip("mosquitto not installed")
         self.name = kind
         self.host = HOST
         self.port = free_port()
-        self.tmp = tmp_path
-        self._amqtt = None
-        self._proc = None
+        self._broker = None
 
     def start(self):
-        if self.name == "amqtt":
-            self._amqtt = AmqttBroker(self.port).start()
-        else:
-            conf = self.tmp / "mosquitto.conf"
-            conf.write_text("listener %d %s\nallow_anonymous true\npersistence false\n"
-                            % (self.port, HOST))  # fmt: skip
-            self._proc = subprocess.Popen(["mosquitto", "-c", str(conf)],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-            assert wait_listening(self.port, time.monotonic() + 10), "mosquitto did not start"
+        kind = AmqttBroker if self.name == "amqtt" else MosquittoBroker
+        self._broker = kind(self.port).start()
         return self
 
     def stop(self):
-        if self._amqtt is not None:
-            self._amqtt.stop()
-            self._amqtt = None
-        if self._proc is not None:
-            self._proc.terminate()
-            self._proc.wait(10)
-            self._proc = None
+        if self._broker is not None:
+            self._broker.stop()
+            self._broker = None
 
 
 def start_node(tmp_path, brk, device, capacity=672):
