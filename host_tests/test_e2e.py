@@ -3,7 +3,6 @@
 # node as a user runs it (`main.py --config FILE`), and a subscriber checking what arrives.
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -137,14 +136,3 @@ def test_bad_config_is_reported_with_its_path(tmp_path):
     assert 'mqtt.port: expected an integer 1..65535, got "1883x"' in r.stderr
     assert "sensors.heat_enrgy: unknown sensor" in r.stderr
     assert "password" not in r.stderr or "***" not in r.stderr
-
-
-def test_demo_shows_readings(tmp_path):
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "demo.py"), "--interval", "5", "--readings", "2",
-         "--deadline", "60"],
-        capture_output=True, text=True, timeout=120, env=dict(os.environ, MQTT_HOST=""),
-    )  # fmt: skip
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "Heat energy" in r.stdout and "GJ" in r.stdout and "L/h" in r.stdout
-    assert "readings: 2" in r.stdout
