@@ -42,6 +42,9 @@ def run(node, ticker, flag, platform, should_stop=None, max_cycles=None, read_fi
         if flag.take() or node.read_requested:
             started = node.clock.ticks_ms()
             node.cycle()
+            # A tick that came during this cycle (the old timer, while a read_now cycle ran)
+            # is stale: the next read is timed from this one, not taken right after it.
+            flag.take()
             platform.keep_clock()  # NTP when due (the ESP32's RTC drifts; a host does nothing)
             cycles += 1
             if max_cycles is not None and cycles >= max_cycles:

@@ -107,7 +107,7 @@ class Node:
         self.meter_reachable = None
         self.no_answer_streak = 0
         self.skip_reads = 0
-        self.last_cycle_ms = 0
+        self.last_cycle_ms = None  # the last cycle's length; none has ended yet
         self.last_error = None
         self.errors = 0
         self.buffered = 0

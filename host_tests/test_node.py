@@ -504,6 +504,34 @@ def test_loop_reads_now_on_command():
     assert h.node.cycles == 2
 
 
+def test_a_tick_during_a_read_now_cycle_is_not_a_second_read():
+    # The timer armed before fires while a read_now cycle runs (a long one: after an interval
+    # change it announces again). Taking that tick would read again at once: two identical
+    # states. The next read is an interval after this one.
+    h = Harness()
+    h.cycle()
+    flag = loop.Flag()
+    plain_cycle = h.node.cycle
+
+    def cycle_with_a_tick():
+        plain_cycle()
+        flag.set()
+
+    h.node.cycle = cycle_with_a_tick
+    armed = []
+
+    class Ticker:
+        def arm(self, ms, callback):
+            armed.append(ms)
+
+    h.node.on_command(b"x", b'{"read_now": true}')
+    turns = []
+    loop.run(h.node, Ticker(), flag, h.platform, should_stop=lambda: turns.append(1) or
+             len(turns) > 5, read_first=False)  # fmt: skip
+    assert h.node.cycles == 2 and len(h.on("state")) == 2
+    assert armed[-1] >= 59000  # an interval on, from the read_now cycle
+
+
 def test_meter_asleep_backs_off_to_spare_its_battery():
     h = Harness()
     h.cycle()

@@ -93,6 +93,36 @@ def test_loop_runs_and_rearms():
     assert h.platform.feeds >= 5
 
 
+def test_a_tick_during_a_read_now_cycle_is_dropped():
+    # the old timer fires while a read_now cycle runs: no second read right after it
+    h = Harness()
+    h.cycle()
+    flag = loop.Flag()
+    plain_cycle = h.node.cycle
+
+    def cycle_with_a_tick():
+        plain_cycle()
+        flag.set()
+
+    h.node.cycle = cycle_with_a_tick
+    armed = []
+
+    class Ticker:
+        def arm(self, ms, callback):
+            armed.append(ms)
+
+    h.node.on_command(b"x", b'{"read_now": true}')
+    turns = []
+
+    def enough():
+        turns.append(1)
+        return len(turns) > 5
+
+    loop.run(h.node, Ticker(), flag, h.platform, should_stop=enough, read_first=False)
+    assert h.node.cycles == 2, h.node.cycles
+    assert armed[-1] >= 59000, armed
+
+
 def test_outage_goes_to_history_in_order():
     import os
 
