@@ -254,6 +254,10 @@ def main(argv=None):
             return 1
         where = "broker: %s:%d (MQTT_HOST)" % (host, port)
     else:
+        import logging
+
+        # amqtt reports the readiness probe (a TCP connect without MQTT) as two errors
+        logging.getLogger("amqtt").setLevel(logging.CRITICAL)
         broker = local_broker()
         try:
             broker.start()
