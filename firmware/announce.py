@@ -30,8 +30,11 @@ def descriptors(node):
 def device_info(node):
     from kmp.meters import meter_type_name
 
+    model = node.cfg["meter"]["model"] or None  # the user's name for it comes first
+    if model is None and node.meter_type is not None:
+        model = meter_type_name(node.meter_type)
     return {
-        "model": None if node.meter_type is None else meter_type_name(node.meter_type),
+        "model": model,
         "serial": node.serial,
         "sw_version": node.sw_revision,
     }

@@ -38,6 +38,7 @@ DEFAULTS = {
         "timeout_ms": 1600,
         "retries": 2,
         "port": "",
+        "model": "",  # what Home Assistant shows as the model; "" names it from GetType
     },
     "update_interval": 60,
     "align": False,
@@ -416,6 +417,18 @@ def _serial_port(v, path, c):
     return v
 
 
+_MODEL_CHARS = 64
+
+
+def _model(v, path, c):
+    if _string(v, path, c) is None:
+        return None
+    if len(v) > _MODEL_CHARS:
+        c.err(path, "at most %d characters, got %d" % (_MODEL_CHARS, len(v)))
+        return None
+    return v.strip()
+
+
 _METER = (
     ("uart", _uart),
     ("rx_pin", _rx_pin),
@@ -424,6 +437,7 @@ _METER = (
     ("timeout_ms", _int_range(100, 10000)),
     ("retries", _int_range(0, 5)),
     ("port", _serial_port),
+    ("model", _model),
 )
 
 

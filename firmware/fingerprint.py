@@ -7,16 +7,16 @@ from binascii import crc32
 
 def discovery_hash(node):
     """The units the meter reported, the interval (expire_after), ids and names, node id,
-    topics, discovery on/off, ha_version, the meter's identity and our firmware version
-    (origin)."""
+    topics, discovery on/off, ha_version, the meter's identity and configured model, and our
+    firmware version (origin)."""
     from mqttlink import FIRMWARE_VERSION
 
     mq = node.cfg["mqtt"]
     h = crc32(
-        ("%s|%s|%s|%s|%s|%s|%s|%s|%s|%s"
+        ("%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s"
          % (FIRMWARE_VERSION, node.node_id, mq["base_topic"], mq["discovery_prefix"],
             mq["discovery"], mq["ha_version"], node.interval, node.meter_type, node.serial,
-            node.sw_revision)).encode()
+            node.sw_revision, node.cfg["meter"]["model"])).encode()
     )  # fmt: skip
     for sid, rid, name, kind in node.sensors:
         h = crc32(("|%s|%d|%s|%d" % (sid, rid, name, kind)).encode(), h)

@@ -250,7 +250,12 @@ def test_get_type_and_serial():
     with pytest.raises(LengthError):
         messages.parse_serial(b"\x01\x02")
     assert messages.meter_type_name(4).startswith("MULTICAL 601")
-    assert messages.meter_type_name(0x0A0B) == "Kamstrup meter type 0x0A0B"
+    # a code no public source lists is shown as the code; modules by their high byte
+    assert messages.meter_type_name(0x0403) == "KMP meter, type 0x0403"
+    assert messages.meter_type_name(0x0A0B) == "KMP meter, type 0x0A0B"
+    assert messages.meter_type_name(0x0901) == "MULTICAL 601 top module, type 0x0901"
+    assert messages.meter_type_name(0x1602) == "MULTICAL 601 base module, type 0x1602"
+    assert messages.meter_type_name(0x1505) == "MULTICAL 601 (Pt500, 4-wire) via 67-05"
 
 
 def test_units_table():

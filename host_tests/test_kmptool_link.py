@@ -56,7 +56,7 @@ def test_serial_and_type(sim):
     assert json.loads(r.stdout) == {
         "meter_type": 0x0403,
         "meter_type_hex": "0x0403",
-        "meter_model": "Kamstrup meter type 0x0403",
+        "meter_model": "KMP meter, type 0x0403",
         "sw_revision": "K6",
     }
 

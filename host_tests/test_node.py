@@ -134,6 +134,19 @@ def test_broker_outage_is_survived_and_recovered():
     assert h.broker.retained[h.topic("status")] == b"online"
 
 
+def test_the_device_model_is_the_configured_one_else_the_meter_type():
+    h = Harness()
+    h.cycle()
+    cfg = json.loads(h.broker.retained["homeassistant/sensor/kmp2mqtt_246f280a1b2c_power/config"])
+    assert cfg["device"]["model"] == "KMP meter, type 0x0403"  # no public name for the code
+    conf = dict(BASE_CONFIG)
+    conf["meter"] = dict(conf.get("meter", {}), model="MULTICAL 403")
+    h = Harness(conf, asleep=True)
+    h.cycle()  # the user's name shows from the first boot, before the meter has answered
+    problem = "homeassistant/binary_sensor/kmp2mqtt_246f280a1b2c_meter_problem/config"
+    assert json.loads(h.broker.retained[problem])["device"]["model"] == "MULTICAL 403"
+
+
 def test_a_meter_silent_from_the_first_boot_is_reported_at_once():
     # A new user's first boot: head not aligned yet. The node id is the board's, so status,
     # diag and the diagnostic entities go out at once; the sensors wait for their units.

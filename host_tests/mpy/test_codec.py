@@ -155,6 +155,8 @@ def test_messages():
     assert messages.parse_type(b"\x00\x04\x06\x01") == (4, "F1")
     assert messages.sw_revision_text(0) is None and messages.sw_revision_text(0xFF01) == "0xFF01"
     assert messages.meter_type_name(0x0004) == "MULTICAL 601 (Pt100)"
+    assert messages.meter_type_name(0x0403) == "KMP meter, type 0x0403"
+    assert messages.meter_type_name(0x0901) == "MULTICAL 601 top module, type 0x0901"
     assert messages.parse_serial(b"\x00\x69\x2d\x32") == 6892850
     assert_raises(LengthError, messages.parse_registers, b"\x00\x3c\x08\x04")
 

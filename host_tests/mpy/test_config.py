@@ -81,6 +81,7 @@ def test_minimal_config_gets_every_default():
         "timeout_ms": 1600,
         "retries": 2,
         "port": "",
+        "model": "",
     }
     assert cfg["update_interval"] == 60 and cfg["align"] is False and cfg["node_id"] == ""
     assert cfg["registers"] == [
