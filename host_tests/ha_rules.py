@@ -79,11 +79,13 @@ BINARY_SENSOR_CLASSES = frozenset(
      "tamper", "update", "vibration", "window")
 )  # fmt: skip
 
-# What older Home Assistant versions do not accept yet, as YYYYMM: the first version with it.
-# A config using it is rejected whole by an older HA (DISCOVERY.md 2.3).
+# What older Home Assistant versions do not accept yet, as YYYYMM: the first version with it,
+# and what an older one does. An unknown device class rejects the whole config; a unit not
+# valid for its class yet creates the entity and logs a warning at every start (HA 2025.4 says
+# it stops working in 2025.7).
 SINCE = {
-    ("device_class", "temperature_delta"): 202511,  # core PR #147358
-    ("unit", "volume_flow_rate", "L/h"): 202505,  # core PR #143625
+    ("device_class", "temperature_delta"): (202511, "rejects"),  # core PR #147358
+    ("unit", "volume_flow_rate", "L/h"): (202505, "warns about"),  # core PR #143625
 }
 
 # Attribute access in a Jinja2 template finds a dict's methods before its keys: a state key with
@@ -199,10 +201,11 @@ def problems(payload, component="sensor", kind=None, ha_version=None):
                 out.append("value_json.%s renders the dict's method, not the key" % name)
     if ha_version is not None and component == "sensor":
         dc, unit = p.get("device_class"), p.get("unit_of_measurement")
-        since = SINCE.get(("device_class", dc)) or SINCE.get(("unit", dc, unit))
-        if since is not None and ha_version < since:
-            out.append("HA %d.%d rejects device_class %s with %s (since %d.%d)"
-                       % (ha_version // 100, ha_version % 100, dc, unit, since // 100,
+        rule = SINCE.get(("device_class", dc)) or SINCE.get(("unit", dc, unit))
+        if rule is not None and ha_version < rule[0]:
+            since, does = rule
+            out.append("HA %d.%d %s device_class %s with %s (since %d.%d)"
+                       % (ha_version // 100, ha_version % 100, does, dc, unit, since // 100,
                           since % 100))  # fmt: skip
     exp = p.get("expire_after")
     if exp is not None and (type(exp) is not int or exp <= 0):
@@ -283,6 +286,30 @@ def _origin_problems(origin):
     out = ["unknown origin option %r" % k for k in o if k not in ORIGIN_KEYS]
     if not o.get("name"):
         out.append("origin needs a name")
+    return out
+
+
+# The energy dashboard's gas source (where district heating goes: HA has no heat source) takes
+# device_class energy in these units. Current HA: every UnitOfEnergy (energy/validate.py,
+# GAS_USAGE_UNITS); HA 2025.4 and older: these five only.
+GAS_SOURCE_UNITS_2025_4 = frozenset(("GJ", "kWh", "MJ", "MWh", "Wh"))
+
+
+def gas_source_problems(payload, ha_version=None):
+    """Why the energy dashboard would refuse this sensor as a gas source ([] = it takes it)."""
+    p = expand(payload)
+    dc, unit, sc = p.get("device_class"), p.get("unit_of_measurement"), p.get("state_class")
+    out = []
+    if dc not in ("energy", "gas"):
+        out.append("device_class %s is not energy or gas" % dc)
+    elif dc == "energy":
+        allowed = UNIT_OF_ENERGY
+        if ha_version is not None and ha_version <= 202504:
+            allowed = GAS_SOURCE_UNITS_2025_4
+        if unit not in allowed:
+            out.append("the gas source does not take energy in %s" % unit)
+    if sc not in ("measurement", "total", "total_increasing"):
+        out.append("state_class %s" % sc)
     return out
 
 

@@ -135,8 +135,9 @@ def classes(kind, rid, unit_code, ha_version=None):
 
     TOTAL -> total_increasing, MEASURE -> measurement, INFO -> no state class. ha_version: the
     Home Assistant version as YYYYMM (202504 for 2025.4), None for a current one. An older HA
-    rejects the whole entity for a device class it does not know yet, so that class is dropped
-    (the unit stays): temperature_delta before 2025.11, volume_flow_rate in L/h before 2025.5."""
+    rejects the whole entity for a device class it does not know yet (temperature_delta before
+    2025.11) and warns at every start about a unit its class does not take yet (L/h for
+    volume_flow_rate before 2025.5): that class is dropped, the unit stays."""
     u = unit(unit_code)
     dc = None
     if u is not None:
