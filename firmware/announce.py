@@ -103,7 +103,7 @@ def announce(node):
             prefix,
             device_info(node),
             sensors,
-            node.interval,
+            node.paced_interval(),  # expire_after: 3 x the time between reads
             FIRMWARE_VERSION,
             ha_version=mq["ha_version"],
             diag_every=DIAG_EVERY,

@@ -34,10 +34,10 @@ def handle(node, msg):
         node.command_errors += 1
         node._error("command rejected: %s" % e)
         return False
-    interval = node.interval
+    interval = node.paced_interval()
     for attr, value in apply:
         setattr(node, attr, value)
-    if node.interval != interval:
+    if node.paced_interval() != interval:
         node.discovery_sent = False  # expire_after is 3 x the interval: announce it again
     node.commands += 1
     node.last_command = cmd

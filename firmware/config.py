@@ -39,6 +39,7 @@ DEFAULTS = {
         "retries": 2,
         "port": "",
         "model": "",  # what Home Assistant shows as the model; "" names it from GetType
+        "read_budget": 24,  # exchanges a day (Kamstrup: max. one reading an hour); 0: none
     },
     "update_interval": 60,
     "align": False,
@@ -78,7 +79,8 @@ SENSOR_NAMES = {
 # sensor of that id would take over (lib/discovery.py DIAGNOSTICS). Listed here, not imported:
 # the validator stays one module and the config cache's key covers it; a test keeps both in step.
 PAYLOAD_KEYS = ("time", "seq", "clock", "uptime_s")
-DIAGNOSTIC_IDS = ("rssi", "uptime", "free_heap", "link_errors", "last_error", "meter_problem")
+DIAGNOSTIC_IDS = ("rssi", "uptime", "free_heap", "link_errors", "last_error", "meter_problem",
+                  "meter_exchanges")  # fmt: skip
 RESERVED_IDS = PAYLOAD_KEYS + DIAGNOSTIC_IDS
 
 TLS_PORT = 8883
@@ -438,6 +440,7 @@ _METER = (
     ("retries", _int_range(0, 5)),
     ("port", _serial_port),
     ("model", _model),
+    ("read_budget", _int_range(0, 86400)),
 )
 
 
@@ -705,6 +708,13 @@ def _finish(cfg, c):
             regs.append((key, registers.by_key(key)[0], sensors[key]["name"]))
     for entry in custom:
         regs.append((entry["id"], entry["command"], entry["name"]))
+    per_read = (len(regs) + 7) // 8  # GetRegister requests a read takes (8 registers each)
+    budget = cfg["meter"]["read_budget"]
+    if 0 < budget < per_read:
+        c.err("meter.read_budget", "%d exchange(s) a day cannot read the %d registers configured "
+              "even once (a read takes %d, 8 registers each); set at least %d, or 0 for no "
+              "budget" % (budget, len(regs), per_read, per_read))  # fmt: skip
+        return
     cfg["registers"] = regs
 
 

@@ -15,7 +15,7 @@ def discovery_hash(node):
     h = crc32(
         ("%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s"
          % (FIRMWARE_VERSION, node.node_id, mq["base_topic"], mq["discovery_prefix"],
-            mq["discovery"], mq["ha_version"], node.interval, node.meter_type, node.serial,
+            mq["discovery"], mq["ha_version"], node.paced_interval(), node.meter_type, node.serial,
             node.sw_revision, node.cfg["meter"]["model"])).encode()
     )  # fmt: skip
     for sid, rid, name, kind in node.sensors:

@@ -34,7 +34,7 @@ def run(node, ticker, flag, platform, should_stop=None, max_cycles=None, read_fi
     if read_first:
         flag.set()
     else:
-        ticker.arm(seconds_to_next(node.wall_time(), node.interval, align) * 1000, flag.set)
+        ticker.arm(seconds_to_next(node.wall_time(), node.next_interval(), align) * 1000, flag.set)
     cycles = 0
     while should_stop is None or not should_stop():
         platform.feed()
@@ -49,12 +49,14 @@ def run(node, ticker, flag, platform, should_stop=None, max_cycles=None, read_fi
             cycles += 1
             if max_cycles is not None and cycles >= max_cycles:
                 break
-            # node.interval: the configured one, or what an {"interval": ...} command set
+            # the configured interval, or what an {"interval": ...} command set, stretched by
+            # the meter's read budget outside the setup window (firmware/budget.py)
+            interval = node.next_interval()
             if align:
-                delay_ms = seconds_to_next(node.wall_time(), node.interval, True) * 1000
+                delay_ms = seconds_to_next(node.wall_time(), interval, True) * 1000
             else:
                 spent = node.clock.ticks_diff(node.clock.ticks_ms(), started)
-                delay_ms = max(_MIN_GAP_MS, node.interval * 1000 - spent)
+                delay_ms = max(_MIN_GAP_MS, interval * 1000 - spent)
             ticker.arm(delay_ms, flag.set)
         node.mqtt.poll()
         node.clock.sleep_ms(_IDLE_MS)

@@ -6,6 +6,7 @@
 import gc
 import sys
 
+from budget import ReadBudget, requests_per_read
 from guard import TotalsGuard
 from kmp.errors import KmpError, NoAnswer, PortError
 from mqttlink import FIRMWARE_VERSION
@@ -82,6 +83,9 @@ class Node:
         forget_modules("kmp.registers")
         self.rids = [s[1] for s in self.sensors]
         self.totals = [s[0] for s in self.sensors if s[3] == _TOTAL]  # guarded, never go back
+        self.budget = ReadBudget(cfg["meter"]["read_budget"])
+        self.per_read = requests_per_read(len(self.rids))
+        self._pace_told = False  # the log said the budget slows the reads (once a window)
         self.meter_type = None
         self.sw_revision = None
         self.serial = None
@@ -133,6 +137,34 @@ class Node:
         return (
             self.uptime_base_s + self.clock.ticks_diff(self.clock.ticks_ms(), self.started) // 1000
         )
+
+    # -- pace (firmware/budget.py) -------------------------------------------------------------
+
+    def paced_interval(self):
+        """Seconds between reads outside the setup window: the interval (configured or set by
+        a command), or longer where the meter's read budget says so. Discovery's expire_after
+        follows it."""
+        return self.budget.interval_s(self.interval, self.per_read, self.cfg["align"])
+
+    def next_interval(self):
+        """Seconds to the next read: the interval in the setup window, else paced."""
+        if self.budget.in_setup(self.uptime_s()):
+            return self.interval
+        return self.paced_interval()
+
+    def _tell_pace(self):
+        """Once the setup window is over, say once (log and diag) if the budget slows reads."""
+        if self.budget.in_setup(self.uptime_s()):
+            self._pace_told = False
+            return
+        paced = self.paced_interval()
+        if self._pace_told or paced <= self.interval:
+            return
+        self._pace_told = True
+        self.log("meter: read budget %d exchanges a day (meter.read_budget): reading every %d s, "
+                 "not every %d s; set meter.read_budget to 0 for a mains-powered meter, or "
+                 "send read_now for 15 minutes of reads every %d s"
+                 % (self.budget.per_day, paced, self.interval, self.interval))  # fmt: skip
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -195,16 +227,33 @@ class Node:
         self.no_answer_streak += 1
         if self.no_answer_streak >= NO_ANSWER_BACKOFF_AFTER:
             # Skip 1, 2, 4, ... cycles, at most an hour's worth, before the next try.
-            most = max(1, 3600 // self.interval)
+            most = max(1, 3600 // self.paced_interval())
             shift = min(16, self.no_answer_streak - NO_ANSWER_BACKOFF_AFTER)  # no bigints
             self.skip_reads = min(most, 1 << shift)
 
     def take_reading(self):
-        """Read the meter now (unless backing off); the reading waits in self.pending."""
+        """Read the meter now (unless backing off or out of budget); the reading waits in
+        self.pending."""
         if self.skip_reads > 0 and not self.read_requested:
             self.skip_reads -= 1
             return False
+        now = self.uptime_s()
+        if self.read_requested:
+            self.budget.open_setup(now)  # someone is watching: 15 minutes of quick reads
         self.read_requested = False
+        need = self.per_read + (0 if self.serial is not None else 2)
+        if not self.budget.allows(need, now):
+            self.budget.held += 1
+            self.log("meter: read budget used up (%d of %d exchanges in 24 h): this read waits"
+                     % (self.budget.used(now), self.budget.per_day))  # fmt: skip
+            return False
+        before = self.link.requests
+        try:
+            return self._read_now()
+        finally:
+            self.budget.count(self.link.requests - before, now)
+
+    def _read_now(self):
         if self.identify():
             t = self.clock.ticks_ms()
             if self.clock.ticks_diff(t, self._recheck_at) >= 0:
@@ -229,6 +278,7 @@ class Node:
         mqtt = self.mqtt
         try:
             self.take_reading()
+            self._tell_pace()
             # MQTT gets most of the interval, not more: a broker that acknowledges slowly
             # must not hold up the next read. What does not go out waits for the next cycle.
             mqtt.until = self.clock.ticks_add(t0, self.interval * MQTT_SHARE_PER_MILLE)
@@ -333,7 +383,7 @@ class Node:
         import payloads
 
         seen = (self.errors, self.meter_reachable, self.lost, self.commands, self.command_errors,
-                self.mqtt.connects, self.guard.held, self.interval,
+                self.mqtt.connects, self.guard.held, self.interval, self.next_interval(),
                 self.buffer is not None and self.buffer.pending() > 0)  # fmt: skip
         if seen == self._diag_seen and self.cycles % DIAG_EVERY != 1:
             return True  # nothing new; the periodic one keeps HA's diagnostics fresh
@@ -348,6 +398,7 @@ class Node:
     def diag(self):
         p = self.platform
         buf = self.buffer
+        now = self.uptime_s()
         return {
             "firmware": FIRMWARE_VERSION,
             "uptime_s": self.uptime_s(),
@@ -374,6 +425,12 @@ class Node:
             "commands": self.commands,
             "command_errors": self.command_errors,
             "link": self.link.counters(),
+            "read_budget": self.budget.per_day,
+            "exchanges_24h": self.budget.exchanges(now),
+            "budget_used_24h": self.budget.used(now),
+            "budget_held": self.budget.held,
+            "read_interval_s": self.next_interval(),
+            "setup_left_s": self.budget.setup_left_s(now),
         }
 
     # -- commands (cmd topic) ------------------------------------------------------------------

@@ -16,9 +16,9 @@ except ImportError:  # CPython
 
 
 MAGIC = b"KRTC"
-VERSION = 3
+VERSION = 4
 SLOTS = 8  # totals the guard state is kept for
-SIZE = 600  # bytes, CRC included
+SIZE = 708  # bytes, CRC included
 
 # Fixed part, offsets 0..71 (see docs/storage.md).
 _HEAD_FMT = "<4sBBHIIIHHHHIIBBBB6s4s4s4s4sHII"
@@ -43,7 +43,13 @@ _READING_AT = const(296)  # _NODE_AT + 32
 _READING_HEAD = const(12)
 _READING_SIZE = const(300)
 _NULL = const(255)
-_CRC_AT = const(596)  # _READING_AT + _READING_SIZE
+# Read budget block after the reading block, 108 bytes (firmware/budget.py): the hour of the
+# newest bucket u32, setup window until u32, reads held back u32 (all on elapsed_s), then the
+# 24 hourly counts of exchanges charged to the budget and the 24 of all exchanges, u16 each.
+# Kept so a battery node's budget covers the day, not the wake.
+_BUDGET_FMT = "<III24H24H"
+_BUDGET_AT = const(596)  # _READING_AT + _READING_SIZE
+_CRC_AT = const(704)  # _BUDGET_AT + 108
 
 # flags (offset 36)
 _F_DISCOVERY = const(1)
@@ -156,6 +162,9 @@ class RtcState:
         # A reading not yet published: ([(id_hash, text or None)], time or None, uptime) or
         # None; see hold_reading() / held_reading().
         self.reading = None
+        # Read budget (firmware/budget.py), on elapsed_s: None until a wake saved it (a cold
+        # start begins with a setup window).
+        self.budget = None  # (hour, setup_until, held, [24 charged], [24 spent])
 
     # -- bytes ---------------------------------------------------------------------------------
 
@@ -241,6 +250,13 @@ class RtcState:
             _uint(self.clock_synced_at, 32, "clock_synced_at"),
         )  # fmt: skip
         self._pack_reading(buf)
+        if self.budget is not None:
+            hour, until, held, charged, spent = self.budget
+            if len(charged) != 24 or len(spent) != 24:
+                raise ValueError("budget: 24 hourly counts expected")
+            counts = [_sat(n, 16) for n in charged] + [_sat(n, 16) for n in spent]
+            struct.pack_into(_BUDGET_FMT, buf, _BUDGET_AT, _uint(hour, 32, "budget hour"),
+                             _uint(until, 32, "setup until"), _sat(held, 32), *counts)  # fmt: skip
         struct.pack_into("<I", buf, _CRC_AT, crc32(memoryview(buf)[:_CRC_AT]))
         return bytes(buf)
 
@@ -330,6 +346,9 @@ class RtcState:
         s.units_hash, s.interval_s, s.skip_reads, s.net_retry_at = n[3], n[4], n[5], n[6]
         s.clock_synced_at = n[8]
         s._unpack_reading(data)
+        b = struct.unpack_from(_BUDGET_FMT, data, _BUDGET_AT)
+        if b[1]:  # a saved budget always has a setup window end (a cold start's is 900 s)
+            s.budget = (b[0], b[1], b[2], list(b[3:27]), list(b[27:51]))
         return s
 
     def _unpack_reading(self, data):

@@ -32,6 +32,9 @@ def restore(node, state):
     if state.no_answers:
         node.meter_reachable = False  # still, until a read says otherwise
     node.stay_awake = state.stay_awake
+    if state.budget is not None:  # the day's exchanges, not just this wake's
+        b = node.budget
+        b.hour, b.setup_until, b.held, b.charged, b.spent = state.budget
 
 
 def remember(node, state):
@@ -47,6 +50,8 @@ def remember(node, state):
     state.stay_awake = node.stay_awake
     if node.buffer is not None:
         state.buffered = node.buffer.pending()
+    b = node.budget
+    state.budget = (b.hour, b.setup_until, b.held, list(b.charged), list(b.spent))
 
 
 def run(node, state, hw, log=print, save=None):
@@ -138,7 +143,8 @@ def run(node, state, hw, log=print, save=None):
             state.units_hash = announced_hash if announced else 0
     elif elapsed >= state.net_retry_at:
         state.wake_failures += 1
-        state.backoff_s = min(battery["max_backoff_s"], max(node.interval, state.backoff_s * 2))
+        state.backoff_s = min(battery["max_backoff_s"],
+                              max(node.paced_interval(), state.backoff_s * 2))  # fmt: skip
         state.net_retry_at = elapsed + state.backoff_s
     remember(node, state)
 
@@ -148,10 +154,11 @@ def run(node, state, hw, log=print, save=None):
     if node.stay_awake or hw.stay_awake_pin():
         state.elapsed_s += awake_ms // 1000
         return None
+    interval = node.next_interval()  # stretched by the read budget after the setup window
     if cfg["align"]:
-        sleep_ms = seconds_to_next(hw.wall_time(), node.interval, True) * 1000
+        sleep_ms = seconds_to_next(hw.wall_time(), interval, True) * 1000
     else:
-        sleep_ms = node.interval * 1000 - awake_ms
+        sleep_ms = interval * 1000 - awake_ms
     sleep_ms = max(_MIN_SLEEP_MS, sleep_ms)
     state.elapsed_s += (awake_ms + sleep_ms) // 1000
     log("wake: %d ms awake, published=%s, sleeping %d s" % (awake_ms, published, sleep_ms // 1000))

@@ -122,6 +122,7 @@ def test_minimal_config_is_filled_with_every_default():
             "retries": 2,
             "port": "",
             "model": "",
+            "read_budget": 24,
         },
         "update_interval": 60,
         "align": False,
@@ -251,6 +252,9 @@ def test_targets():
         ("meter.model", "MULTICAL 403", "MULTICAL 403"),
         ("meter.model", " MULTICAL® 603 ", "MULTICAL® 603"),
         ("meter.model", "m" * 64, "m" * 64),
+        ("meter.read_budget", 0, 0),
+        ("meter.read_budget", 1, 1),
+        ("meter.read_budget", 86400, 86400),
         ("update_interval", 300, 300),
         ("update_interval", 60.0, 60),
         ("update_interval", 5, 5),
@@ -414,11 +418,13 @@ BAD = [
     ("meter.port", 0, "meter.port", "expected a string, got 0"),
     ("meter.model", 403, "meter.model", "expected a string, got 403"),
     ("meter.model", "m" * 65, "meter.model", "at most 64 characters, got 65"),
+    ("meter.read_budget", -1, "meter.read_budget", "expected an integer 0..86400, got -1"),
+    ("meter.read_budget", "24", "meter.read_budget", 'expected an integer 0..86400, got "24"'),
     (
         "meter.baud",
         1200,
         "meter.baud",
-        "unknown key; expected one of uart, rx_pin, tx_pin, address, timeout_ms, retries, port, model",
+        "unknown key; expected one of uart, rx_pin, tx_pin, address, timeout_ms, retries, port, model, read_budget",
     ),
     # update_interval, align
     ("update_interval", 4, "update_interval", "expected 5 s .. 24 h (5..86400 seconds), got 4"),
@@ -1048,6 +1054,7 @@ PATHS = [
     "meter.retries",
     "meter.port",
     "meter.model",
+    "meter.read_budget",
     "update_interval",
     "align",
     "sensors",
@@ -1109,3 +1116,16 @@ def test_junk_text_files_only_raise_config_error(tmp_path_factory, text):
         load(str(path))
     except ConfigError:
         pass
+
+
+def test_a_read_budget_too_small_for_one_read_is_named():
+    # 9 registers take two GetRegister requests: a budget of 1 a day cannot read them once
+    raw = with_(MIN_ESP32, "meter.read_budget", 1)
+    raw["custom"] = [{"name": "R%d" % i, "command": "0x%04X" % (0x100 + i)} for i in range(5)]
+    raw["sensors"] = {"heat_energy": {}, "power": {}, "flow": {}, "volume": {}}
+    path, message = one_error(raw)
+    assert path == "meter.read_budget"
+    assert message.startswith("1 exchange(s) a day cannot read the 9 registers configured")
+    assert "set at least 2, or 0 for no budget" in message
+    raw["meter"]["read_budget"] = 2
+    assert validate(raw)["meter"]["read_budget"] == 2

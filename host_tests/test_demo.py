@@ -126,6 +126,6 @@ def render_lines(board):
 
 def test_the_viewer_subscribes_to_the_demo_node_only():
     topics = demo.viewer_topics()
-    assert topics[0] == "kmp2mqtt/demo/#" and len(topics) == 1 + 8 + 6
+    assert topics[0] == "kmp2mqtt/demo/#" and len(topics) == 1 + 8 + 7
     assert all(t.startswith("homeassistant/") and t.endswith("/config") and "#" not in t
                for t in topics[1:])  # fmt: skip

@@ -83,9 +83,9 @@ def test_node_end_to_end(broker, sim, tmp_path):
     diag = json.loads(diag_msg.payload)
     assert diag["meter_reachable"] is True and diag["link"]["responses"] >= 3
     # discovery: every config valid for Home Assistant, retained
-    # 7 sensors + E8 + 6 diagnostics, less temp2: the meter omits it, so its unit is unknown
+    # 7 sensors + E8 + 7 diagnostics, less temp2: the meter omits it, so its unit is unknown
     # and it is not announced (it would be once the meter sends it)
-    assert len({m.topic for m in configs}) == 8 + 6 - 1
+    assert len({m.topic for m in configs}) == 8 + 7 - 1
     for m in configs:
         assert m.retain
         cfg_obj = json.loads(m.payload)

@@ -75,7 +75,7 @@ def test_meter_silent_at_first_boot_is_reported_then_joins_the_same_device(
                 with sim.lock:
                     sim.line.asleep = False
                 wait_good_state(sub, base + "state")
-                sub._wait(lambda: len(configs(sub, node_id)) == 7 + 6, 10, "13 configs")
+                sub._wait(lambda: len(configs(sub, node_id)) == 7 + 7, 10, "14 configs")
                 sub._wait(lambda: last_json(sub, base + "diag")["meter_reachable"], 40,
                           "diag: meter reachable")  # fmt: skip
             except AssertionError:
@@ -188,7 +188,7 @@ def test_a_broker_that_acknowledges_slowly_does_not_hold_up_the_reads(mosquitto_
                 time.sleep(40)
                 reads = sim.counters()["requests"] - r0  # one GetRegister request a reading
                 elapsed = time.monotonic() - t0
-                sub._wait(lambda: len(configs(sub, "slow")) == 7 + 6, 60, "13 configs")
+                sub._wait(lambda: len(configs(sub, "slow")) == 7 + 7, 60, "14 configs")
             except AssertionError:
                 print(node.text())
                 raise

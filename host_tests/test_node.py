@@ -48,7 +48,7 @@ def test_discovery_payloads_are_valid_for_home_assistant():
     configs = {
         t: json.loads(p) for t, p in h.broker.retained.items() if t.startswith("homeassistant/")
     }
-    assert len(configs) == 8 + 6  # 7 sensors + 1 custom, 6 diagnostics
+    assert len(configs) == 8 + 7  # 7 sensors + 1 custom, 7 diagnostics
     kinds = {"heat_energy": "total", "volume": "total", "e8": "total"}
     for topic, cfg in configs.items():
         component = topic.split("/")[1]
@@ -161,7 +161,7 @@ def test_a_meter_silent_from_the_first_boot_is_reported_at_once():
     assert all(state[sid] is None for sid in SEVEN)
     assert h.topic("units") not in r  # nothing known yet: no units to say
     configs = {t: json.loads(p) for t, p in r.items() if t.startswith("homeassistant/")}
-    assert sorted(t.split("/")[1] for t in configs) == ["binary_sensor"] + ["sensor"] * 5
+    assert sorted(t.split("/")[1] for t in configs) == ["binary_sensor"] + ["sensor"] * 6
     problem = configs["homeassistant/binary_sensor/kmp2mqtt_246f280a1b2c_meter_problem/config"]
     assert ha_rules.render(problem["value_template"], diag) == "ON"  # "Meter not answering"
     assert problem["device"]["identifiers"] == ["kmp2mqtt_246f280a1b2c"]
@@ -174,7 +174,7 @@ def test_a_meter_silent_from_the_first_boot_is_reported_at_once():
     assert json.loads(r[h.topic("diag")])["meter_reachable"] is True
     assert json.loads(r[h.topic("state")])["heat_energy"] is not None
     configs = {t: json.loads(p) for t, p in r.items() if t.startswith("homeassistant/")}
-    assert len(configs) == 8 + 6
+    assert len(configs) == 8 + 7
     for cfg in configs.values():
         assert cfg["device"]["identifiers"] == ["kmp2mqtt_246f280a1b2c"]
         assert cfg["device"]["serial_number"] == "67051653"
@@ -652,8 +652,8 @@ def test_home_assistant_birth_re_sends_discovery():
     h.mqtt.poll()
     assert h.node.commands == 0 and h.node.command_errors == 0 and h.node.errors == 0
     h.cycle()
-    assert len(configs_in(h, h.broker.messages[n:])) == 14
-    assert sum(t.startswith(HA) for t in h.broker.retained) == 14
+    assert len(configs_in(h, h.broker.messages[n:])) == 15
+    assert sum(t.startswith(HA) for t in h.broker.retained) == 15
     assert h.broker.retained[h.topic("units")]
     diag = json.loads(h.broker.retained[h.topic("diag")])
     assert diag["commands"] == 0 and diag["command_errors"] == 0
@@ -685,7 +685,7 @@ def test_a_dropped_sensor_is_removed_from_home_assistant(tmp_path):
     h = Harness(buffer_path=str(tmp_path / "buf"))
     h.cycle()
     record = tmp_path / "buf.discovery"
-    assert len(json.loads(record.read_text())) == 14
+    assert len(json.loads(record.read_text())) == 15
     sensors = {k: v for k, v in BASE_CONFIG["sensors"].items() if k != "volume"}
     h2 = reboot(h, tmp_path, sensors=sensors, custom=[])
     n = len(h.broker.messages)
@@ -693,13 +693,13 @@ def test_a_dropped_sensor_is_removed_from_home_assistant(tmp_path):
     assert removed(h2, n) == ["homeassistant/sensor/kmp2mqtt_246f280a1b2c_e8/config",
                               "homeassistant/sensor/kmp2mqtt_246f280a1b2c_volume/config"]  # fmt: skip
     assert h.broker.retained["homeassistant/sensor/kmp2mqtt_246f280a1b2c_volume/config"] == b""
-    assert len(json.loads(record.read_text())) == 12
+    assert len(json.loads(record.read_text())) == 13
     # the same config again: nothing removed, the record not rewritten (flash wear)
     inode = record.stat().st_ino
     h3 = reboot(h2, tmp_path, sensors=sensors, custom=[])
     n = len(h.broker.messages)
     h3.cycle()
-    assert removed(h3, n) == [] and len(configs_in(h3, h3.broker.messages[n:])) == 12
+    assert removed(h3, n) == [] and len(configs_in(h3, h3.broker.messages[n:])) == 13
     assert record.stat().st_ino == inode
 
 
@@ -724,7 +724,7 @@ def test_a_renamed_node_removes_its_old_entities(tmp_path):
     h2.cycle()
     assert removed(h2, n) == old
     new = configs_in(h2, h2.broker.messages[n:])
-    assert len(new) == 14 and all("/heat_cellar_" in t for t in new)
+    assert len(new) == 15 and all("/heat_cellar_" in t for t in new)
     assert sorted(json.loads((tmp_path / "buf.discovery").read_text())) == sorted(new)
 
 
@@ -754,12 +754,12 @@ def test_configs_under_the_old_lower_case_topics_are_removed_once(tmp_path):
     h.broker.retained[old] = b'{"unique_id":"Heat-1_heat_energy"}'
     h.cycle()
     assert h.broker.retained[old] == b""
-    assert len(removed(h, 0)) == 14  # every old-form topic, none of them today's
+    assert len(removed(h, 0)) == 15  # every old-form topic, none of them today's
     topics = [m[0] for m in h.broker.messages]
     new_at = topics.index("homeassistant/sensor/Heat-1_heat_energy/config")
     assert topics.index(old) < new_at  # removed before the new config of that unique_id
     new = configs_in(h)
-    assert "homeassistant/sensor/Heat-1_heat_energy/config" in new and len(new) == 14
+    assert "homeassistant/sensor/Heat-1_heat_energy/config" in new and len(new) == 15
     h2 = reboot(h, tmp_path, node_id="Heat-1")
     n = len(h.broker.messages)
     h2.cycle()
@@ -800,7 +800,7 @@ def test_a_broker_that_acknowledges_slowly_does_not_hold_up_the_reads(tmp_path, 
         assert h.buffer.pending() == 1 and not configs
         return
     # discovery went out over several cycles, each config once (resumed, not restarted)
-    assert len({m[0] for m in configs}) == 14 and len(configs) == 14
+    assert len({m[0] for m in configs}) == 15 and len(configs) == 15
     assert h.node.discovery_sent and h.topic("units") in h.broker.retained
     # every reading on state or history, once
     got = states + [json.loads(p) for p in h.on("history")]

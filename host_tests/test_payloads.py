@@ -528,7 +528,7 @@ def test_node_ids_differing_in_case_or_dash_get_their_own_topics():
             assert ha_rules.component_of(topic)
             assert topic not in seen, (topic, node_id, seen.get(topic))
             seen[topic] = node_id
-    assert len(seen) == 4 * 7
+    assert len(seen) == 4 * 8
     assert disco.discovery_topic(PREFIX, "sensor", "Meter-1", "flow") == (
         "homeassistant/sensor/Meter-1_flow/config"
     )
@@ -545,13 +545,13 @@ def test_topics_of_every_entity_and_where_earlier_firmware_put_them():
                                               for k in ids])]  # fmt: skip
     old = list(disco.topics(PREFIX, "Meter-1", ids, True, True))
     assert old[0] == "homeassistant/sensor/meter_1_heat_energy/config"
-    assert old[-1] == "homeassistant/binary_sensor/meter_1_meter_problem/config"
+    assert old[-1] == "homeassistant/sensor/meter_1_meter_exchanges/config"
     assert len(old) == 2 + len(disco.DIAGNOSTICS)
 
 
 def test_discovery_diagnostic_entities():
     msgs = discovery([], update_interval=30)
-    assert len(msgs) == len(disco.DIAGNOSTICS) == 6
+    assert len(msgs) == len(disco.DIAGNOSTICS) == 7
     by_id = {}
     for topic, cfg in msgs:
         component = ha_rules.component_of(topic)

@@ -51,13 +51,17 @@ def full_state():
     s.clock_synced_at = 259000
     s.hold_reading({"heat_energy": "1234.567", "power": None, "temp1": "62.40"},
                    1_767_225_000, 259100)  # fmt: skip
+    charged = [0] * 24
+    spent = [0] * 24
+    charged[23], spent[23], spent[0] = 2, 3, 60000
+    s.budget = (71, 900, 6, charged, spent)
     return s
 
 
 FIELDS = ("boots wakes elapsed_s wake_failures no_answers crashes buffered next_wake backoff_s "
           "discovery_published stay_awake repl bssid channel ip netmask gateway dns guard_held "
           "guard_replacements totals serial meter_type sw_revision units_hash interval_s "
-          "skip_reads net_retry_at clock_synced_at reading").split()  # fmt: skip
+          "skip_reads net_retry_at clock_synced_at reading budget").split()  # fmt: skip
 
 
 def same(a, b):
@@ -74,17 +78,18 @@ def with_crc(data):
 
 
 def test_size_well_under_rtc_memory():
-    assert SIZE == len(RtcState().pack()) == 600
+    assert SIZE == len(RtcState().pack()) == 708
     assert SIZE <= 2048 // 2  # the ESP32 keeps 2048 bytes of RTC memory for us
     assert struct.calcsize(rtcstate._HEAD_FMT) == rtcstate._HEAD == 72
     assert struct.calcsize(rtcstate._SLOT_FMT) == rtcstate._SLOT == 24
     assert struct.calcsize(rtcstate._READING_FMT) == rtcstate._READING_HEAD == 12
-    assert rtcstate._HEAD + SLOTS * rtcstate._SLOT + 32 + 300 + 4 == SIZE
+    assert struct.calcsize(rtcstate._BUDGET_FMT) == 108
+    assert rtcstate._HEAD + SLOTS * rtcstate._SLOT + 32 + 300 + 108 + 4 == SIZE
 
 
 def test_fields_sit_at_the_documented_offsets():
     d = full_state().pack()
-    assert d[0:4] == b"KRTC" and d[4] == 3 and d[5] == SLOTS
+    assert d[0:4] == b"KRTC" and d[4] == 4 and d[5] == SLOTS
     assert struct.unpack_from("<H", d, 6)[0] == SIZE
     assert struct.unpack_from("<IIIHHHHII", d, 8) == (7, 123456, 259200, 2, 1, 3, 42,
                                                       1_767_225_600, 900)  # fmt: skip
@@ -111,7 +116,11 @@ def test_fields_sit_at_the_documented_offsets():
     assert struct.unpack_from("<IB", d, 326) == (id_hash("temp1"), 5)
     assert d[331:336] == b"62.40"
     assert d[336:596] == bytes(260)
-    assert struct.unpack_from("<I", d, 596)[0] == crc32(d[:596])
+    assert struct.unpack_from("<III", d, 596) == (71, 900, 6)
+    assert struct.unpack_from("<H", d, 608 + 2 * 23)[0] == 2  # charged, hour slot 23
+    assert struct.unpack_from("<H", d, 656)[0] == 60000  # spent, hour slot 0
+    assert struct.unpack_from("<H", d, 656 + 2 * 23)[0] == 3
+    assert struct.unpack_from("<I", d, 704)[0] == crc32(d[:704])
 
 
 # -- round trips -------------------------------------------------------------------------------
@@ -436,3 +445,13 @@ def test_non_ascii_and_empty_texts_round_trip():
         "w\u00e4rme": "-0.005",
         "e": "",
     }
+
+
+def test_budget_counts_saturate_and_a_cold_start_has_none():
+    assert RtcState().budget is None and RtcState.unpack(RtcState().pack()).budget is None
+    s = RtcState()
+    s.budget = (1, 900, 0, [70000] + [0] * 23, [0] * 24)
+    assert RtcState.unpack(s.pack()).budget[3][0] == 65535  # never wraps to a small count
+    s.budget = (1, 900, 0, [0] * 23, [0] * 24)
+    with pytest.raises(ValueError, match="24 hourly counts"):
+        s.pack()

@@ -36,7 +36,7 @@ def test_discovery_once_unless_the_units_change(tmp_path):
     for _ in range(4):
         w.wake()
     configs = [m for m in w.broker.messages if m[0].startswith("homeassistant/")]
-    assert len(configs) == 4 + 6  # one wake's worth: 4 sensors + 6 diagnostics
+    assert len(configs) == 4 + 7  # one wake's worth: 4 sensors + 7 diagnostics
     w.meter._enc[0x3C] = (3, 4, -3)  # the meter now reports energy in MWh
     w.wake()
     e1 = [json.loads(m[1]) for m in w.broker.messages
@@ -240,7 +240,7 @@ def test_interval_command_is_announced_on_the_next_wake(tmp_path):
     n = len(w.broker.messages)
     w.wake()
     sent = configs_of_last_wake(w, n)
-    assert sent[E1]["expire_after"] == 10800 and len(sent) == 4 + 6
+    assert sent[E1]["expire_after"] == 10800 and len(sent) == 4 + 7
     n = len(w.broker.messages)
     w.wake()
     assert configs_of_last_wake(w, n) == {}  # announced once
@@ -275,7 +275,7 @@ def test_a_config_edit_is_announced_on_the_next_wake(tmp_path, key, value):
     w.wake()
     assert configs_of_last_wake(w, n) == {}  # once
     if key == "mqtt" and value.get("discovery") is False:
-        assert all(v is None for v in sent.values()) and len(sent) == 4 + 6  # removals only
+        assert all(v is None for v in sent.values()) and len(sent) == 4 + 7  # removals only
     if key == "sensors":
         assert sent[E1]["name"] == "District heat"
 

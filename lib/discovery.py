@@ -57,7 +57,16 @@ DIAGNOSTICS = (
      None, None),
     # ON = problem: the meter did not answer in the last cycle (optical eye asleep, head off).
     ("meter_problem", "binary_sensor", "Meter not answering", _REACHABLE, "problem", None, None),
+    # What reading costs the meter's battery: request frames in the last 24 h, all of them.
+    ("meter_exchanges", "sensor", "Meter exchanges (24 h)", "{{ value_json.exchanges_24h }}",
+     None, None, "measurement"),
 )  # fmt: skip
+# Attributes of a diagnostic entity, from the same diag message (HA's json_attributes_*).
+_ATTRIBUTES = {
+    "meter_exchanges": "{{ {'read_budget':value_json.read_budget,"
+    "'budget_used_24h':value_json.budget_used_24h,'read_interval_s':value_json.read_interval_s,"
+    "'setup_left_s':value_json.setup_left_s,'budget_held':value_json.budget_held}|tojson }}",
+}
 
 
 def _dumps(obj):
@@ -201,6 +210,10 @@ def discovery_messages(
             cfg["unit_of_measurement"] = u
         if sc is not None:
             cfg["state_class"] = sc
+        attributes = _ATTRIBUTES.get(sid)
+        if attributes is not None:
+            cfg["json_attributes_topic"] = diag_topic
+            cfg["json_attributes_template"] = attributes
         yield discovery_topic(prefix, component, node_id, sid), _dumps(cfg)
 
 

@@ -17,7 +17,8 @@ EPOCH_2026 = 1795435200  # 2026-11-23T12:00:00Z
 BASE_CONFIG = {
     "node_id": "",
     "mqtt": {"host": "127.0.0.1", "port": 1883},
-    "meter": {"port": "/dev/null"},
+    # no read budget: these tests drive many cycles a minute apart (tests of the budget set it)
+    "meter": {"port": "/dev/null", "read_budget": 0},
     "update_interval": 60,
     "sensors": {
         "heat_energy": {"name": "Heat Energy"},

@@ -82,6 +82,7 @@ def test_minimal_config_gets_every_default():
         "retries": 2,
         "port": "",
         "model": "",
+        "read_budget": 24,
     }
     assert cfg["update_interval"] == 60 and cfg["align"] is False and cfg["node_id"] == ""
     assert cfg["registers"] == [

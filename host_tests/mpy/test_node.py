@@ -31,7 +31,7 @@ def test_cycle_publishes_exact_values():
             diagnostic = cfg.get("entity_category") == "diagnostic"
             assert "object_id" not in cfg and cfg["expire_after"] == (900 if diagnostic else 180)
             n += 1
-    assert n == 14
+    assert n == 15
 
 
 def test_null_guard_and_asleep():
@@ -219,7 +219,7 @@ def test_interval_command_and_home_assistant_birth_announce_again():
     h.mqtt.poll()
     assert h.node.commands == 1 and h.node.command_errors == 0
     h.cycle(900)
-    assert len(_configs(h, n)) == 14
+    assert len(_configs(h, n)) == 15
 
 
 def test_removed_sensors_and_renames_leave_no_ghosts():
@@ -237,7 +237,7 @@ def test_removed_sensors_and_renames_leave_no_ghosts():
     h = Harness(buffer_path="/tmp/ghost_buf")
     h.cycle()
     with open("/tmp/ghost_buf.discovery") as f:
-        assert len(json.load(f)) == 14
+        assert len(json.load(f)) == 15
     cfg = dict(BASE_CONFIG)
     cfg["node_id"] = "heat_cellar"
     cfg["custom"] = []
@@ -248,8 +248,8 @@ def test_removed_sensors_and_renames_leave_no_ghosts():
     h2.cycle()
     sent = _configs(h2, n)
     gone = [t for t in sent if sent[t] is None]
-    assert len(gone) == 14 and all("kmp2mqtt_246f280a1b2c_" in t for t in gone), gone
-    assert len([t for t in sent if sent[t] is not None]) == 13
+    assert len(gone) == 15 and all("kmp2mqtt_246f280a1b2c_" in t for t in gone), gone
+    assert len([t for t in sent if sent[t] is not None]) == 14
     with open("/tmp/ghost_buf.discovery") as f:
         assert sorted(json.load(f)) == sorted(t for t in sent if sent[t] is not None)
 
@@ -261,10 +261,10 @@ def test_silent_meter_from_the_first_boot_is_reported():
     assert h.node.node_id == "kmp2mqtt_246f280a1b2c" and r[h.topic("status")] == b"online"
     assert json.loads(r[h.topic("diag")])["meter_reachable"] is False
     configs = [t for t in r if t.startswith("homeassistant/")]
-    assert len(configs) == 6 and h.topic("units") not in r
+    assert len(configs) == 7 and h.topic("units") not in r
     h.line.asleep = False
     h.cycle()
-    assert len([t for t in r if t.startswith("homeassistant/")]) == 14
+    assert len([t for t in r if t.startswith("homeassistant/")]) == 15
     assert json.loads(r[h.topic("state")])["heat_energy"] is not None
 
 

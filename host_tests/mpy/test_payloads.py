@@ -189,11 +189,12 @@ def test_discovery_all_sensors_and_diagnostics():
         assert cfg["suggested_display_precision"] == prec
         assert "object_id" not in cfg
     components = [t.split("/")[1] for t, _, _ in msgs[7:]]
-    assert components == ["sensor"] * 5 + ["binary_sensor"]
+    assert components == ["sensor"] * 5 + ["binary_sensor", "sensor"]
     for _, _, cfg in msgs[7:]:
         assert cfg["entity_category"] == "diagnostic"
         assert cfg["state_topic"] == "kmp2mqtt/kamstrup_67051653/diag"
-    assert msgs[-1][2]["device_class"] == "problem"
+    assert msgs[-2][2]["device_class"] == "problem"
+    assert msgs[-1][2]["json_attributes_topic"] == "kmp2mqtt/kamstrup_67051653/diag"
 
 
 def test_discovery_for_an_older_home_assistant_and_removals():
@@ -204,7 +205,7 @@ def test_discovery_for_an_older_home_assistant_and_removals():
     removed = list(discovery.discovery_removals(PREFIX, NODE, ["volume"], True))
     assert removed[0] == ("homeassistant/sensor/kamstrup_67051653_volume/config", "")
     assert removed[-1] == (
-        "homeassistant/binary_sensor/kamstrup_67051653_meter_problem/config",
+        "homeassistant/sensor/kamstrup_67051653_meter_exchanges/config",
         "",
     )
     assert len(removed) == 1 + len(discovery.DIAGNOSTICS)

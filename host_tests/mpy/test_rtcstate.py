@@ -11,7 +11,8 @@ from rtcstate import SIZE, SLOTS, RtcState, id_hash
 
 FIELDS = ("boots", "wakes", "elapsed_s", "wake_failures", "no_answers", "crashes", "buffered",
           "next_wake", "backoff_s", "discovery_published", "stay_awake", "repl", "bssid", "channel",
-          "ip", "netmask", "gateway", "dns", "guard_held", "guard_replacements", "totals", "clock_synced_at", "reading")  # fmt: skip
+          "ip", "netmask", "gateway", "dns", "guard_held", "guard_replacements", "totals", "clock_synced_at", "reading",
+          "budget")  # fmt: skip
 
 
 def full_state():
@@ -40,6 +41,7 @@ def full_state():
                 (id_hash("volume"), (5, -2), None)]  # fmt: skip
     s.clock_synced_at = 259000
     s.hold_reading({"heat_energy": "1234.567", "power": None}, 1767225000, 259100)
+    s.budget = (71, 900, 6, [0] * 23 + [2], [5] + [0] * 22 + [3])
     return s
 
 
@@ -53,7 +55,7 @@ def same(a, b):
 
 def test_round_trip_and_size():
     d = full_state().pack()
-    assert len(d) == SIZE == 600 and SIZE <= 2048
+    assert len(d) == SIZE == 708 and SIZE <= 2048
     s = RtcState.unpack(d)
     assert s is not None and not s.fresh and same(s, full_state())
     assert same(RtcState.unpack(RtcState().pack()), RtcState())
@@ -61,7 +63,7 @@ def test_round_trip_and_size():
 
 def test_documented_offsets():
     d = full_state().pack()
-    assert d[0:4] == b"KRTC" and d[4] == 3 and d[5] == SLOTS
+    assert d[0:4] == b"KRTC" and d[4] == 4 and d[5] == SLOTS
     assert struct.unpack_from("<IIIHHHHII", d, 8) == (7, 123456, 259200, 2, 1, 3, 42,
                                                       1767225600, 900)  # fmt: skip
     assert d[36] == 7 and d[37] == 7 and d[38] == 11 and d[39] == 2
@@ -70,7 +72,9 @@ def test_documented_offsets():
     assert struct.unpack_from("<IqbqbBB", d, 72)[1:] == (123456, 0, 120000, 0, 2, 3)
     assert struct.unpack_from("<I", d, 292)[0] == 259000  # clock synced at
     assert struct.unpack_from("<BBHII", d, 296) == (3, 2, 0, 1767225000, 259100)
-    assert struct.unpack_from("<I", d, 596)[0] == crc32(d[:596])
+    assert struct.unpack_from("<III", d, 596) == (71, 900, 6)
+    assert struct.unpack_from("<H", d, 654)[0] == 2 and struct.unpack_from("<H", d, 656)[0] == 5
+    assert struct.unpack_from("<I", d, 704)[0] == crc32(d[:704])
 
 
 def test_boundaries_round_trip():
