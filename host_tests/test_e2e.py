@@ -60,7 +60,7 @@ def test_node_end_to_end(broker, sim, tmp_path):
             with Subscriber(broker, ["kmp2mqtt/e2e/#", "homeassistant/#"]) as late:
                 state_msg = late.wait_for("kmp2mqtt/e2e/state", timeout=5)
                 assert late.wait_for("kmp2mqtt/e2e/status", timeout=5).payload == b"online"
-                late._wait(lambda: len(discovery(late)) >= 13, 5, "13 discovery configs")
+                late._wait(lambda: len(discovery(late)) >= 14, 5, "14 discovery configs")
                 configs = discovery(late)
         except AssertionError:
             print(node.text())

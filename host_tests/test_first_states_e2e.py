@@ -63,7 +63,7 @@ def test_meter_silent_at_first_boot_is_reported_then_joins_the_same_device(
                 diag = json.loads(sub.wait_for(base + "diag", timeout=20).payload)
                 assert diag["meter_reachable"] is False
                 assert "no answer from the meter" in diag["last_error"]
-                sub._wait(lambda: len(configs(sub, node_id)) == 6, 10, "6 diagnostic configs")
+                sub._wait(lambda: len(configs(sub, node_id)) == 7, 10, "7 diagnostic configs")
                 first = configs(sub, node_id)
                 problem = first["homeassistant/binary_sensor/%s_meter_problem/config" % node_id]
                 assert ha_rules.render(problem["value_template"], diag) == "ON"
