@@ -24,6 +24,13 @@ class TotalsGuard:
         self.held = 0  # readings held back since boot (reported in diag)
         self.replacements = 0
 
+    def forget(self):
+        """A new meter (another serial): its totals start where they are, not where the old
+        meter's were."""
+        self.last = {}
+        self._lower = {}
+        self.replacements += 1
+
     def accept(self, key, mantissa, exponent):
         """True if this total may be published; False to hold it back."""
         value = (mantissa, exponent)

@@ -22,6 +22,9 @@ DIAG_EVERY = 5
 # Registers judged unsupported are asked for again once a day: the judgement may have been a
 # hiccup of the optical link, or the meter was swapped.
 RECHECK_UNSUPPORTED_MS = 86400000
+# The serial is read again once a day, and when the meter answers after a silence: utilities
+# swap meters, and a new one must not wait out the totals guard or keep the old serial.
+RECHECK_IDENTITY_S = 86400
 # A cycle's MQTT work (connect, state, discovery, history, diag) may take this share of the
 # interval, in thousandths; what is left then waits for the next cycle, so reads stay on time.
 MQTT_SHARE_PER_MILLE = 750
@@ -89,6 +92,10 @@ class Node:
         self.meter_type = None
         self.sw_revision = None
         self.serial = None
+        self.identity_at = None  # uptime s of the last serial read (None: not read yet)
+        self._identified = False
+        self.meter_swaps = 0
+        self.previous_serial = None
         # Known before the meter ever answers (a head not aligned yet must still be reported),
         # and never changed by what the meter says: one Home Assistant device from the start.
         self.node_id = cfg["node_id"] or default_node_id(platform.board_id)
@@ -175,6 +182,8 @@ class Node:
         try:
             self.meter_type, self.sw_revision = self.link.get_type()
             self.serial = self.link.get_serial()
+            self.identity_at = self.uptime_s()
+            self._identified = True  # read just now: no check of it this cycle
         except KmpError as e:
             self._error("identity: %s" % e)
             self._meter_answered(not isinstance(e, (NoAnswer, PortError)),
@@ -182,6 +191,43 @@ class Node:
             return False
         self.set_identity(self.meter_type, self.sw_revision, self.serial)
         return True
+
+    def same_meter(self):
+        """True unless a due check of the serial finds the meter silent. Due once a day and on
+        the first read after a silence; a new serial is a swapped meter: its identity replaces
+        the old one's (discovery again), and its totals start afresh."""
+        now = self.uptime_s()
+        if self._identified:
+            self._identified = False
+            return True
+        if not self._identity_due(now):
+            return True
+        try:
+            serial = self.link.get_serial()
+            if serial != self.serial:
+                meter_type, sw_revision = self.link.get_type()
+        except KmpError as e:
+            self._error("identity: %s" % e)
+            self._meter_answered(not isinstance(e, (NoAnswer, PortError)),
+                                 isinstance(e, PortError))  # fmt: skip
+            return False
+        self.identity_at = now
+        if serial != self.serial:
+            self.meter_swaps += 1
+            self.previous_serial = self.serial
+            self.log("meter: replaced: serial %d -> %d; its totals start afresh"
+                     % (self.serial, serial))  # fmt: skip
+            self.guard.forget()
+            self.units = {}  # announced again from what the new meter reports
+            self.set_identity(meter_type, sw_revision, serial)
+        return True
+
+    def _identity_due(self, now):
+        if self.serial is None:
+            return False  # identify() reads it
+        if self.identity_at is None:
+            self.identity_at = now  # known from RTC memory without its time: from now
+        return self.meter_reachable is False or now - self.identity_at >= RECHECK_IDENTITY_S
 
     def set_identity(self, meter_type, sw_revision, serial):
         """Known identity (read now, or kept in RTC memory across deep sleep). The device
@@ -241,20 +287,25 @@ class Node:
         if self.read_requested:
             self.budget.open_setup(now)  # someone is watching: 15 minutes of quick reads
         self.read_requested = False
-        need = self.per_read + (0 if self.serial is not None else 2)
+        need = self.per_read + (2 if self.serial is None else 1 if self._identity_due(now) else 0)
         if not self.budget.allows(need, now):
             self.budget.held += 1
             self.log("meter: read budget used up (%d of %d exchanges in 24 h): this read waits"
                      % (self.budget.used(now), self.budget.per_day))  # fmt: skip
             return False
-        before = self.link.requests
+        link = self.link
+        before = link.requests
+        if self.budget.per_day and not self.budget.in_setup(now):
+            # a hard stop for retries and re-asks: what is left of the budget, no more
+            link.request_cap = before + self.budget.per_day - self.budget.used(now)
         try:
             return self._read_now()
         finally:
-            self.budget.count(self.link.requests - before, now)
+            link.request_cap = None
+            self.budget.count(link.requests - before, now)
 
     def _read_now(self):
-        if self.identify():
+        if self.identify() and self.same_meter():
             t = self.clock.ticks_ms()
             if self.clock.ticks_diff(t, self._recheck_at) >= 0:
                 self.link.forget_unsupported()
@@ -384,6 +435,7 @@ class Node:
 
         seen = (self.errors, self.meter_reachable, self.lost, self.commands, self.command_errors,
                 self.mqtt.connects, self.guard.held, self.interval, self.next_interval(),
+                self.budget.held, self.meter_swaps,
                 self.buffer is not None and self.buffer.pending() > 0)  # fmt: skip
         if seen == self._diag_seen and self.cycles % DIAG_EVERY != 1:
             return True  # nothing new; the periodic one keeps HA's diagnostics fresh
@@ -414,6 +466,8 @@ class Node:
             "no_answer_streak": self.no_answer_streak,
             "read_failures": self.read_failures,
             "totals_held": self.guard.held,
+            "meter_swaps": self.meter_swaps,
+            "previous_serial": self.previous_serial,
             "unsupported": sorted(self.link.unsupported),
             "mqtt_connects": self.mqtt.connects,
             "mqtt_failures": self.mqtt.failures,

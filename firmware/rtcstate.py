@@ -18,7 +18,7 @@ except ImportError:  # CPython
 MAGIC = b"KRTC"
 VERSION = 4
 SLOTS = 8  # totals the guard state is kept for
-SIZE = 708  # bytes, CRC included
+SIZE = 712  # bytes, CRC included
 
 # Fixed part, offsets 0..71 (see docs/storage.md).
 _HEAD_FMT = "<4sBBHIIIHHHHIIBBBB6s4s4s4s4sHII"
@@ -43,13 +43,14 @@ _READING_AT = const(296)  # _NODE_AT + 32
 _READING_HEAD = const(12)
 _READING_SIZE = const(300)
 _NULL = const(255)
-# Read budget block after the reading block, 108 bytes (firmware/budget.py): the hour of the
+# Read budget block after the reading block, 112 bytes (firmware/budget.py): the hour of the
 # newest bucket u32, setup window until u32, reads held back u32 (all on elapsed_s), then the
-# 24 hourly counts of exchanges charged to the budget and the 24 of all exchanges, u16 each.
-# Kept so a battery node's budget covers the day, not the wake.
-_BUDGET_FMT = "<III24H24H"
+# 24 hourly counts of exchanges charged to the budget and the 24 of all exchanges, u16 each,
+# and when the serial was last read (elapsed_s u32, 0 = not yet: a swapped meter is looked for
+# a day later). Kept so a battery node's budget covers the day, not the wake.
+_BUDGET_FMT = "<III24H24HI"
 _BUDGET_AT = const(596)  # _READING_AT + _READING_SIZE
-_CRC_AT = const(704)  # _BUDGET_AT + 108
+_CRC_AT = const(708)  # _BUDGET_AT + 112
 
 # flags (offset 36)
 _F_DISCOVERY = const(1)
@@ -165,6 +166,7 @@ class RtcState:
         # Read budget (firmware/budget.py), on elapsed_s: None until a wake saved it (a cold
         # start begins with a setup window).
         self.budget = None  # (hour, setup_until, held, [24 charged], [24 spent])
+        self.identity_at = 0  # elapsed_s of the last serial read, 0 = unknown
 
     # -- bytes ---------------------------------------------------------------------------------
 
@@ -250,13 +252,14 @@ class RtcState:
             _uint(self.clock_synced_at, 32, "clock_synced_at"),
         )  # fmt: skip
         self._pack_reading(buf)
-        if self.budget is not None:
-            hour, until, held, charged, spent = self.budget
-            if len(charged) != 24 or len(spent) != 24:
-                raise ValueError("budget: 24 hourly counts expected")
-            counts = [_sat(n, 16) for n in charged] + [_sat(n, 16) for n in spent]
-            struct.pack_into(_BUDGET_FMT, buf, _BUDGET_AT, _uint(hour, 32, "budget hour"),
-                             _uint(until, 32, "setup until"), _sat(held, 32), *counts)  # fmt: skip
+        hour, until, held, charged, spent = self.budget or (0, 0, 0, [0] * 24, [0] * 24)
+        if len(charged) != 24 or len(spent) != 24:
+            raise ValueError("budget: 24 hourly counts expected")
+        fields = [_uint(hour, 32, "budget hour"), _uint(until, 32, "setup until"), _sat(held, 32)]
+        fields += [_sat(n, 16) for n in charged]
+        fields += [_sat(n, 16) for n in spent]
+        fields.append(_uint(self.identity_at, 32, "identity_at"))
+        struct.pack_into(_BUDGET_FMT, buf, _BUDGET_AT, *fields)
         struct.pack_into("<I", buf, _CRC_AT, crc32(memoryview(buf)[:_CRC_AT]))
         return bytes(buf)
 
@@ -349,6 +352,7 @@ class RtcState:
         b = struct.unpack_from(_BUDGET_FMT, data, _BUDGET_AT)
         if b[1]:  # a saved budget always has a setup window end (a cold start's is 900 s)
             s.budget = (b[0], b[1], b[2], list(b[3:27]), list(b[27:51]))
+        s.identity_at = b[51]
         return s
 
     def _unpack_reading(self, data):

@@ -32,6 +32,8 @@ def restore(node, state):
     if state.no_answers:
         node.meter_reachable = False  # still, until a read says otherwise
     node.stay_awake = state.stay_awake
+    if state.identity_at:  # a swapped meter is looked for a day after the serial was read
+        node.identity_at = state.identity_at
     if state.budget is not None:  # the day's exchanges, not just this wake's
         b = node.budget
         b.hour, b.setup_until, b.held, b.charged, b.spent = state.budget
@@ -52,6 +54,7 @@ def remember(node, state):
         state.buffered = node.buffer.pending()
     b = node.budget
     state.budget = (b.hour, b.setup_until, b.held, list(b.charged), list(b.spent))
+    state.identity_at = node.identity_at or 0
 
 
 def run(node, state, hw, log=print, save=None):

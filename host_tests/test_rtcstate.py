@@ -55,13 +55,14 @@ def full_state():
     spent = [0] * 24
     charged[23], spent[23], spent[0] = 2, 3, 60000
     s.budget = (71, 900, 6, charged, spent)
+    s.identity_at = 86000
     return s
 
 
 FIELDS = ("boots wakes elapsed_s wake_failures no_answers crashes buffered next_wake backoff_s "
           "discovery_published stay_awake repl bssid channel ip netmask gateway dns guard_held "
           "guard_replacements totals serial meter_type sw_revision units_hash interval_s "
-          "skip_reads net_retry_at clock_synced_at reading budget").split()  # fmt: skip
+          "skip_reads net_retry_at clock_synced_at reading budget identity_at").split()  # fmt: skip
 
 
 def same(a, b):
@@ -78,13 +79,13 @@ def with_crc(data):
 
 
 def test_size_well_under_rtc_memory():
-    assert SIZE == len(RtcState().pack()) == 708
+    assert SIZE == len(RtcState().pack()) == 712
     assert SIZE <= 2048 // 2  # the ESP32 keeps 2048 bytes of RTC memory for us
     assert struct.calcsize(rtcstate._HEAD_FMT) == rtcstate._HEAD == 72
     assert struct.calcsize(rtcstate._SLOT_FMT) == rtcstate._SLOT == 24
     assert struct.calcsize(rtcstate._READING_FMT) == rtcstate._READING_HEAD == 12
-    assert struct.calcsize(rtcstate._BUDGET_FMT) == 108
-    assert rtcstate._HEAD + SLOTS * rtcstate._SLOT + 32 + 300 + 108 + 4 == SIZE
+    assert struct.calcsize(rtcstate._BUDGET_FMT) == 112
+    assert rtcstate._HEAD + SLOTS * rtcstate._SLOT + 32 + 300 + 112 + 4 == SIZE
 
 
 def test_fields_sit_at_the_documented_offsets():
@@ -120,7 +121,8 @@ def test_fields_sit_at_the_documented_offsets():
     assert struct.unpack_from("<H", d, 608 + 2 * 23)[0] == 2  # charged, hour slot 23
     assert struct.unpack_from("<H", d, 656)[0] == 60000  # spent, hour slot 0
     assert struct.unpack_from("<H", d, 656 + 2 * 23)[0] == 3
-    assert struct.unpack_from("<I", d, 704)[0] == crc32(d[:704])
+    assert struct.unpack_from("<I", d, 704)[0] == 86000  # serial last read
+    assert struct.unpack_from("<I", d, 708)[0] == crc32(d[:708])
 
 
 # -- round trips -------------------------------------------------------------------------------

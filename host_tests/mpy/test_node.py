@@ -291,4 +291,17 @@ def test_uart_errors_and_hostile_commands():
     assert h.node.on_command(b"x", b'{"read_now": true}')
 
 
+def test_a_swapped_meter_is_noticed_after_a_silence():
+    h = Harness()
+    h.cycle()
+    h.line.asleep = True
+    h.cycle()
+    h.meter.serial = 12345678
+    h.meter._energy //= 10
+    h.line.asleep = False
+    h.cycle()
+    assert h.node.serial == 12345678 and h.node.meter_swaps == 1
+    assert json.loads(h.broker.retained[h.topic("state")])["heat_energy"] is not None
+
+
 run(globals(), "node")

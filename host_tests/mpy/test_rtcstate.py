@@ -55,7 +55,7 @@ def same(a, b):
 
 def test_round_trip_and_size():
     d = full_state().pack()
-    assert len(d) == SIZE == 708 and SIZE <= 2048
+    assert len(d) == SIZE == 712 and SIZE <= 2048
     s = RtcState.unpack(d)
     assert s is not None and not s.fresh and same(s, full_state())
     assert same(RtcState.unpack(RtcState().pack()), RtcState())
@@ -74,7 +74,7 @@ def test_documented_offsets():
     assert struct.unpack_from("<BBHII", d, 296) == (3, 2, 0, 1767225000, 259100)
     assert struct.unpack_from("<III", d, 596) == (71, 900, 6)
     assert struct.unpack_from("<H", d, 654)[0] == 2 and struct.unpack_from("<H", d, 656)[0] == 5
-    assert struct.unpack_from("<I", d, 704)[0] == crc32(d[:704])
+    assert struct.unpack_from("<I", d, 708)[0] == crc32(d[:708])
 
 
 def test_boundaries_round_trip():

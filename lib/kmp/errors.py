@@ -34,6 +34,11 @@ class NoAnswer(KmpError):
     """The meter sent nothing at all: optical eye asleep, head misaligned, wrong wiring."""
 
 
+class BudgetSpent(KmpError):
+    """No request may go to the meter now: its read budget is used up (a retry or a re-ask
+    that would pass it is not sent)."""
+
+
 class PortError(KmpError):
     """The serial port itself failed (a USB head unplugged, a UART that raises): a meter fault
     like a silent meter, but one that costs the meter nothing, so it is not backed off."""

@@ -8,7 +8,7 @@
 # host, a fake in tests.
 
 from kmp import frame, records
-from kmp.errors import CrcError, FrameError, KmpError, NoAnswer, PortError
+from kmp.errors import BudgetSpent, CrcError, FrameError, KmpError, NoAnswer, PortError
 
 _RX_CHUNK = 32
 # At least one byte time after the last response byte before the next request (DOC section 2.1).
@@ -62,6 +62,9 @@ class MeterLink:
         self.gap_ms = gap_ms
         self.quiet_ms = quiet_ms
         self.retries = retries
+        # When set, no request goes out once `requests` has reached it (the meter's read
+        # budget, set by the node around a read): retries and re-asks stop there.
+        self.request_cap = None
         self.baud = baud
         self.poll_ms = poll_ms
         self._asm = frame.FrameAssembler()
@@ -245,6 +248,8 @@ class MeterLink:
         only when no try got anything back, else the last other error."""
         error = None
         for attempt in range(self.retries + 1):
+            if self.request_cap is not None and self.requests >= self.request_cap:
+                raise error if error is not None else BudgetSpent("read budget used up")
             if attempt:
                 self.retries_done += 1
             if self._failed_at is not None:
