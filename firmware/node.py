@@ -185,10 +185,7 @@ class Node:
             self.identity_at = self.uptime_s()
             self._identified = True  # read just now: no check of it this cycle
         except KmpError as e:
-            self._error("identity: %s" % e)
-            self._meter_answered(not isinstance(e, (NoAnswer, PortError)),
-                                 isinstance(e, PortError))  # fmt: skip
-            return False
+            return self._identity_failed(e)
         self.set_identity(self.meter_type, self.sw_revision, self.serial)
         return True
 
@@ -207,10 +204,7 @@ class Node:
             if serial != self.serial:
                 meter_type, sw_revision = self.link.get_type()
         except KmpError as e:
-            self._error("identity: %s" % e)
-            self._meter_answered(not isinstance(e, (NoAnswer, PortError)),
-                                 isinstance(e, PortError))  # fmt: skip
-            return False
+            return self._identity_failed(e)
         self.identity_at = now
         if serial != self.serial:
             self.meter_swaps += 1
@@ -221,6 +215,12 @@ class Node:
             self.units = {}  # announced again from what the new meter reports
             self.set_identity(meter_type, sw_revision, serial)
         return True
+
+    def _identity_failed(self, e):
+        """An identity read that failed: counted and told like a failed read; False."""
+        self._error("identity: %s" % e)
+        self._meter_answered(not isinstance(e, (NoAnswer, PortError)), isinstance(e, PortError))
+        return False
 
     def _identity_due(self, now):
         if self.serial is None:
