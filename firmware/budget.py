@@ -41,6 +41,13 @@ class ReadBudget:
         self.setup_until = SETUP_S  # seconds: until then reads follow update_interval
         self.held = 0  # reads held back because the budget was used up
 
+    def saved(self):
+        """What RTC memory keeps across deep sleep (rtcstate's budget block)."""
+        return (self.hour, self.setup_until, self.held, list(self.charged), list(self.spent))
+
+    def restore(self, saved):
+        self.hour, self.setup_until, self.held, self.charged, self.spent = saved
+
     def _roll(self, now_s):
         hour = now_s // 3600
         gap = hour - self.hour

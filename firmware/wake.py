@@ -35,8 +35,7 @@ def restore(node, state):
     if state.identity_at:  # a swapped meter is looked for a day after the serial was read
         node.identity_at = state.identity_at
     if state.budget is not None:  # the day's exchanges, not just this wake's
-        b = node.budget
-        b.hour, b.setup_until, b.held, b.charged, b.spent = state.budget
+        node.budget.restore(state.budget)
 
 
 def remember(node, state):
@@ -52,8 +51,7 @@ def remember(node, state):
     state.stay_awake = node.stay_awake
     if node.buffer is not None:
         state.buffered = node.buffer.pending()
-    b = node.budget
-    state.budget = (b.hour, b.setup_until, b.held, list(b.charged), list(b.spent))
+    state.budget = node.budget.saved()
     state.identity_at = node.identity_at or 0
 
 
