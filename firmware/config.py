@@ -9,6 +9,7 @@
 
 import json
 
+from budget import requests_per_read
 from durations import INTERVAL_MAX, INTERVAL_MIN, MIN_SLEEP_INTERVAL, duration_ms
 from kmp import registers
 
@@ -708,7 +709,7 @@ def _finish(cfg, c):
             regs.append((key, registers.by_key(key)[0], sensors[key]["name"]))
     for entry in custom:
         regs.append((entry["id"], entry["command"], entry["name"]))
-    per_read = (len(regs) + 7) // 8  # GetRegister requests a read takes (8 registers each)
+    per_read = requests_per_read(len(regs))
     budget = cfg["meter"]["read_budget"]
     if 0 < budget < per_read:
         c.err("meter.read_budget", "%d exchange(s) a day cannot read the %d registers configured "

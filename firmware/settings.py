@@ -10,7 +10,7 @@ from binascii import crc32
 
 _CHUNK = 256
 # The validator and the modules whose tables decide what it returns.
-_VALIDATOR = ("config", "durations", "kmp/registers")
+_VALIDATOR = ("config", "budget", "durations", "kmp/registers")
 
 
 def _crc_of(path, crc=0):
