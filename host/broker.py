@@ -44,6 +44,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def stop_process(proc, timeout_s=5.0):
+    """Terminate a subprocess (a broker), killed if it does not end within timeout_s."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout_s)
+
+
 def wait_listening(port, deadline, alive=lambda: True):
     """True once something accepts connections on HOST:port, before the monotonic deadline."""
     while time.monotonic() < deadline:
@@ -221,16 +233,10 @@ class MosquittoBroker:
         except (OSError, TypeError):
             return ""
 
-    def _terminate(self, timeout_s=5.0):
+    def _terminate(self):
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout_s)
+        if proc is not None:
+            stop_process(proc)
 
     def stop(self):
         self._terminate()

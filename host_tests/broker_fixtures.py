@@ -21,7 +21,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from host.broker import HOST, START_TIMEOUT_S, AmqttBroker, MosquittoBroker, free_port
+from host.broker import HOST, START_TIMEOUT_S, AmqttBroker, MosquittoBroker, free_port, stop_process
 from host.broker import wait_listening as _wait_listening
 
 BrokerInfo = namedtuple("BrokerInfo", "name host port")
@@ -83,17 +83,7 @@ def mosquitto_tls(d, extra_conf):
             pytest.fail("mosquitto (TLS) did not start:\n" + log_path.read_text(errors="replace"))
         yield BrokerInfo("mosquitto-tls", HOST, port)
     finally:
-        _stop_process(proc)
-
-
-def _stop_process(proc, timeout_s=5.0):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout_s)
+        stop_process(proc)
 
 
 @pytest.fixture(params=["amqtt", "mosquitto"])
