@@ -22,7 +22,6 @@ import pytest
 from broker_fixtures import (  # noqa: F401
     BrokerInfo,
     Subscriber,
-    _stop_process,
     amqtt_broker,
     broker,
     mosquitto_broker,
